@@ -1,0 +1,22 @@
+"""scbjax: JAX simulator of the Sparse Contextual Bigram task and its linear-transformer learner."""
+
+from scbjax.errors import ConfigError
+from scbjax.losses import bayes_risk, batch_loss, excess_loss, population_grad, population_loss
+from scbjax.metrics import corr_A, corr_V, measure
+from scbjax.model import Params, attention, forward, forward_embedded, embed_params, uniform_params
+from scbjax.optim import adam, ppd, sgd
+from scbjax.sampler import Batch, sample
+from scbjax.task import Task, TaskConfig, make_task, stationary, task_from_arrays, validate_task
+from scbjax.train import (Hparams, Phase, TrainConfig, TrainResult, default_hparams, log_schedule,
+                          make_train, seed_keys, train_many)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "Task", "TaskConfig", "make_task", "stationary", "task_from_arrays",
+    "validate_task", "Batch", "sample", "Params", "forward", "forward_embedded", "embed_params",
+    "attention", "uniform_params", "population_loss", "population_grad", "excess_loss",
+    "bayes_risk", "batch_loss", "measure", "corr_V", "corr_A", "ppd", "sgd", "adam", "Phase",
+    "TrainConfig", "Hparams", "TrainResult", "default_hparams", "log_schedule", "make_train",
+    "train_many", "seed_keys",
+]

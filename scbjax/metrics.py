@@ -1,0 +1,75 @@
+"""Distances, correlations and stage lengths (spec "Measurements", [recon] definitions)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scbjax.losses import excess_loss
+from scbjax.model import Params, attention
+from scbjax.task import Task
+
+Array = jax.Array
+
+
+def center_cols(M: Array) -> Array:
+    """M (I - 11^T/n): subtract the mean column (removes the input-independent part)."""
+    return M - M.mean(axis=1, keepdims=True)
+
+
+def center_rows(M: Array) -> Array:
+    """(I - 11^T/n) M: subtract the mean row (removes the uniform-attention part)."""
+    return M - M.mean(axis=0, keepdims=True)
+
+
+def cosine(a: Array, b: Array) -> Array:
+    """cos(a, b) over all entries, with 0/0 defined as 0."""
+    num = jnp.sum(a * b)
+    den = jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def corr_V(V: Array, P: Array) -> Array:
+    """cos(V C_N, P C_N)."""
+    return cosine(center_cols(V), center_cols(P))
+
+
+def corr_A(A: Array, q: Array) -> Array:
+    """cos(C_T A, C_T Qstar)."""
+    return cosine(center_rows(A), center_rows(q))
+
+
+def measure(params: Params, task: Task, model: str = "linear") -> dict[str, Array]:
+    """All per-log-point metrics of a parameter state against the task's ground truth."""
+    A = attention(params.A, model)
+    dV = jnp.linalg.norm(params.V - task.P)
+    dA = jnp.linalg.norm(A - task.q)
+    return {
+        "dist_V": dV,
+        "dist_A": dA,
+        "rel_dist_V": dV / jnp.linalg.norm(task.P),
+        "rel_dist_A": dA / jnp.linalg.norm(task.q),
+        "corr_V": corr_V(params.V, task.P),
+        "corr_A": corr_A(A, task.q),
+        "excess_loss": excess_loss(params, task, model),
+    }
+
+
+def first_crossing(x_L: np.ndarray, samples_L: np.ndarray, threshold: float,
+                   below: bool = False) -> float:
+    """Samples at the first log point where x >= threshold (or <= with ``below``); nan if never."""
+    x_L = np.asarray(x_L)
+    hit = x_L <= threshold if below else x_L >= threshold
+    idx = np.flatnonzero(hit)
+    return float(np.asarray(samples_L)[idx[0]]) if idx.size else float("nan")
+
+
+def stage1_length(corr_V_L, samples_L, threshold: float = 0.5) -> float:
+    """Samples until corr_V first reaches ``threshold``."""
+    return first_crossing(corr_V_L, samples_L, threshold)
+
+
+def samples_to_eps(err_L, samples_L, eps: float) -> float:
+    """Samples until the error (excess loss or a distance) first falls to ``eps``."""
+    return first_crossing(err_L, samples_L, eps, below=True)

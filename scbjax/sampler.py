@@ -1,0 +1,56 @@
+"""Sampling SCB sequences by inverse-CDF draws: one uniform number per drawn token."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from scbjax.task import Task
+
+Array = jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """``tokens`` B x T (x_1..x_T), ``query`` B (k = x_{T+1}), ``target`` B (x_o)."""
+
+    tokens: Array
+    query: Array
+    target: Array
+
+
+def _cdf(p: Array, axis: int = -1) -> Array:
+    """Cumulative sums with the last entry pinned to 1, so a draw never falls off the end."""
+    c = jnp.cumsum(p, axis=axis)
+    last = jnp.take(c, jnp.array([-1]), axis=axis)
+    return c / last
+
+
+def _draw(cdf_K: Array, u: Array) -> Array:
+    """Index i with cdf[i-1] <= u < cdf[i] (inverse CDF), clipped into range."""
+    i = jnp.searchsorted(cdf_K, u, side="right")
+    return jnp.minimum(i, cdf_K.shape[-1] - 1).astype(jnp.int32)
+
+
+def sample(key: Array, task: Task, B: int) -> Batch:
+    """Draw B i.i.d. samples: x_1..x_{T+1} ~ mu, k = x_{T+1}, s ~ q(k), x_o ~ P[:, x_s]."""
+    T = task.T
+    u = jax.random.uniform(key, (B, T + 3), dtype=task.P.dtype)
+    cmu_N = _cdf(task.mu)
+    x_BxT1 = _draw(cmu_N, u[:, : T + 1])
+    tokens_BxT, query_B = x_BxT1[:, :T], x_BxT1[:, T]
+    cq_NxT = _cdf(task.q.T)  # row k: cdf of q(k) over positions
+    cP_NxN = _cdf(task.P.T)  # row j: cdf of P[:, j] over next tokens
+    s_B = jax.vmap(_draw)(cq_NxT[query_B], u[:, T + 1])
+    xs_B = jnp.take_along_axis(tokens_BxT, s_B[:, None], axis=1)[:, 0]
+    target_B = jax.vmap(_draw)(cP_NxN[xs_B], u[:, T + 2])
+    return Batch(tokens=tokens_BxT, query=query_B, target=target_B)
+
+
+def token_counts(batch: Batch, N: int) -> Array:
+    """Counts of each token among all T + 1 input tokens of the batch (for the mu estimate)."""
+    x = jnp.concatenate([batch.tokens.reshape(-1), batch.query.reshape(-1)])
+    return jnp.zeros(N, jnp.float32).at[x].add(1.0)

@@ -1,0 +1,157 @@
+"""The Sparse Contextual Bigram task: transition matrix P, stationary mu, sparse attention q.
+
+Conventions (spec, [recon]): ``P[i, j] = Pr(next = i | current = j)`` (columns sum to 1),
+``P @ mu = mu``, and column k of ``q`` (T x N) is the distribution over the T context positions
+read when the query (last) token is k, with at most Q nonzero entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scbjax.errors import ConfigError, require
+
+Array = jax.Array
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One SCB instance. ``P`` N x N column-stochastic, ``mu`` N, ``q`` T x N."""
+
+    P: Array
+    mu: Array
+    q: Array
+
+    @property
+    def N(self) -> int:
+        return self.P.shape[-1]
+
+    @property
+    def T(self) -> int:
+        return self.q.shape[-2]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    """Knobs of the random-instance generator (all [recon], defaults documented here).
+
+    - ``alpha``: Dirichlet concentration of each column of P (smaller = sparser transitions).
+    - ``mix``: P = (1 - mix) * Dirichlet + mix * uniform; keeps mu bounded away from 0.
+    - ``q_weights``: "uniform" gives 1/Q on each support position; "dirichlet" draws the Q
+      weights from Dirichlet(``beta``).
+    """
+
+    N: int = 8
+    T: int = 16
+    Q: int = 2
+    alpha: float = 1.0
+    mix: float = 0.1
+    q_weights: Literal["uniform", "dirichlet"] = "uniform"
+    beta: float = 1.0
+
+    def validate(self) -> "TaskConfig":
+        for name in ("N", "T", "Q"):
+            v = getattr(self, name)
+            require(isinstance(v, (int, np.integer)) and not isinstance(v, bool),
+                    name, f"must be an integer, got {v!r}")
+        require(self.N >= 2, "N", f"vocabulary size must be >= 2, got {self.N}")
+        require(self.T >= 1, "T", f"context length must be >= 1, got {self.T}")
+        require(self.Q >= 1, "Q", f"sparsity must be >= 1, got {self.Q}")
+        require(self.Q <= self.T, "Q", f"sparsity must be <= T = {self.T}, got {self.Q}")
+        require(_finite_pos(self.alpha), "alpha", f"must be a finite number > 0, got {self.alpha}")
+        require(_finite(self.mix) and 0.0 <= self.mix <= 1.0, "mix",
+                f"must be in [0, 1], got {self.mix}")
+        require(self.q_weights in ("uniform", "dirichlet"), "q_weights",
+                f"must be 'uniform' or 'dirichlet', got {self.q_weights!r}")
+        require(_finite_pos(self.beta), "beta", f"must be a finite number > 0, got {self.beta}")
+        return self
+
+
+def _finite(x) -> bool:
+    try:
+        return bool(np.isfinite(float(x)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _finite_pos(x) -> bool:
+    return _finite(x) and float(x) > 0
+
+
+def stationary(P_NxN: Array) -> Array:
+    """Stationary distribution of a column-stochastic P: solve (P - I) mu = 0, 1^T mu = 1."""
+    N = P_NxN.shape[-1]
+    M_NxN = (P_NxN - jnp.eye(N, dtype=P_NxN.dtype)).at[-1].set(1.0)
+    b_N = jnp.zeros(N, P_NxN.dtype).at[-1].set(1.0)
+    mu_N = jnp.linalg.solve(M_NxN, b_N)
+    mu_N = jnp.clip(mu_N, 0.0, None)
+    return mu_N / mu_N.sum()
+
+
+def make_task(key: Array, cfg: TaskConfig | None = None, **kw) -> Task:
+    """Random SCB instance. ``make_task(key, N=8, T=16, Q=2)`` or with a ``TaskConfig``."""
+    cfg = dataclasses.replace(cfg or TaskConfig(), **kw).validate()
+    N, T, Q = cfg.N, cfg.T, cfg.Q
+    kP, kS, kW = jax.random.split(key, 3)
+    D_NxN = jax.random.dirichlet(kP, jnp.full((N,), cfg.alpha), shape=(N,)).T  # columns
+    P_NxN = (1.0 - cfg.mix) * D_NxN + cfg.mix / N
+    P_NxN = P_NxN / P_NxN.sum(0, keepdims=True)
+    # Support of q(k): Q distinct positions, uniformly among the T.
+    perm_NxT = jax.vmap(lambda k: jax.random.permutation(k, T))(jax.random.split(kS, N))
+    supp_NxQ = perm_NxT[:, :Q]
+    if cfg.q_weights == "uniform":
+        w_NxQ = jnp.full((N, Q), 1.0 / Q)
+    else:
+        w_NxQ = jax.random.dirichlet(kW, jnp.full((Q,), cfg.beta), shape=(N,))
+    q_NxT = jax.vmap(lambda s, w: jnp.zeros(T).at[s].set(w))(supp_NxQ, w_NxQ)
+    return Task(P=P_NxN, mu=stationary(P_NxN), q=q_NxT.T)
+
+
+def task_from_arrays(P, q, mu=None, Q: int | None = None, atol: float = 1e-5) -> Task:
+    """Build and validate a Task from user arrays (numpy or jax). mu defaults to stationary(P)."""
+    P = _as_matrix(P, "P")
+    q = _as_matrix(q, "q")
+    N = P.shape[0]
+    require(P.shape == (N, N), "P", f"must be square N x N, got shape {P.shape}")
+    require(N >= 2, "P", f"vocabulary size N must be >= 2, got {N}")
+    require(bool(np.all(P >= -atol)), "P", "has negative entries")
+    require(bool(np.allclose(P.sum(0), 1.0, atol=atol)), "P",
+            "is not column-stochastic (each column must sum to 1)")
+    require(q.ndim == 2 and q.shape[1] == N, "q",
+            f"must be T x N with N = {N}, got shape {q.shape}")
+    require(bool(np.all(q >= -atol)), "q", "has negative entries")
+    require(bool(np.allclose(q.sum(0), 1.0, atol=atol)), "q",
+            "each column q(k) must be a probability vector over the T positions")
+    if Q is not None:
+        nnz = int((q > atol).sum(0).max())
+        require(nnz <= Q, "q", f"has a column with {nnz} nonzero entries, more than Q = {Q}")
+    if mu is None:
+        mu = np.asarray(stationary(jnp.asarray(P)))
+    mu = _as_matrix(mu, "mu", ndim=1)
+    require(mu.shape == (N,), "mu", f"must have shape ({N},), got {mu.shape}")
+    require(bool(np.all(mu > 0)), "mu", "has zero or negative entries: every token needs mu > 0")
+    require(bool(np.allclose(mu.sum(), 1.0, atol=atol)), "mu", "must sum to 1")
+    require(bool(np.allclose(P @ mu, mu, atol=10 * atol)), "mu", "is not stationary for P")
+    return Task(P=jnp.asarray(P, jnp.float32), mu=jnp.asarray(mu, jnp.float32),
+                q=jnp.asarray(q, jnp.float32))
+
+
+def _as_matrix(x, field: str, ndim: int = 2) -> np.ndarray:
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(field, f"not a numeric array ({e})") from None
+    require(a.ndim == ndim, field, f"must have {ndim} dimensions, got shape {a.shape}")
+    require(bool(np.all(np.isfinite(a))), field, "contains NaN or infinite values")
+    return a
+
+
+def validate_task(task: Task, Q: int | None = None) -> Task:
+    """Check a concrete Task; raises ConfigError naming the field."""
+    return task_from_arrays(task.P, task.q, task.mu, Q=Q)

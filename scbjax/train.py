@@ -1,0 +1,266 @@
+"""The whole run as one pure function: ``make_train(config) -> train(key, hparams, ...)``.
+
+``jax.jit(jax.vmap(train))`` trains many seeds (and traced learning rates / lambda) in one
+compiled call. Per-step data come from ``fold_in(data_key, step)``, so a seed's result does not
+depend on which other seeds share its vmap. Metrics are logged every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scbjax import optim
+from scbjax.errors import ConfigError, require
+from scbjax.losses import batch_loss, population_loss
+from scbjax.metrics import measure
+from scbjax.model import Params, random_params, uniform_params
+from scbjax.sampler import sample, token_counts
+from scbjax.task import Task, TaskConfig, make_task
+
+Array = jax.Array
+OPTIMIZERS = ("ppd", "sgd", "adam")
+METRICS = ("dist_V", "dist_A", "rel_dist_V", "rel_dist_A", "corr_V", "corr_A", "excess_loss",
+           "batch_loss")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A stretch of training with its own batch size, learning rates and l1 weight."""
+
+    steps: int
+    batch: int = 8
+    lr_V: float = 0.01
+    lr_A: float = 0.01
+    lam: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static configuration of a run. Options marked [recon] are reconstructions (see README).
+
+    - ``optimizer``: "ppd" (the paper's method), "sgd" or "adam".
+    - ``mu``: preconditioner uses the "true" mu or an "estimate" from token counts [recon].
+    - ``projection_V`` / ``projection_A``: "affine" ({1^T v = 1}), "simplex" or "none" [recon].
+    - ``order``: "prox_project" (soft-threshold, then project) or "project_prox" [recon].
+    - ``init``: "uniform" (V = 11^T/N, A = 11^T/T) or "random" (scale ``init_scale``).
+    - ``model``: "linear" or "softmax" (A holds attention logits); ``loss``: "mse" or "ce".
+    - ``population``: step with the exact population gradient instead of a sampled batch.
+    """
+
+    task: TaskConfig = TaskConfig()
+    phases: tuple[Phase, ...] = (Phase(steps=1000),)
+    optimizer: Literal["ppd", "sgd", "adam"] = "ppd"
+    model: Literal["linear", "softmax"] = "linear"
+    loss: Literal["mse", "ce"] = "mse"
+    mu: Literal["true", "estimate"] = "true"
+    mu_prior: float = 1.0
+    projection_V: Literal["affine", "simplex", "none"] = "affine"
+    projection_A: Literal["affine", "simplex", "none"] = "affine"
+    order: Literal["prox_project", "project_prox"] = "prox_project"
+    init: Literal["uniform", "random"] = "uniform"
+    init_scale: float = 0.5
+    log_every: int = 50
+    population: bool = False
+
+    def validate(self) -> "TrainConfig":
+        self.task.validate()
+        require(len(self.phases) >= 1, "phases", "need at least one phase")
+        for i, ph in enumerate(self.phases):
+            f = f"phases[{i}]."
+            require(_is_int(ph.steps) and ph.steps >= 1, f + "steps",
+                    f"must be an integer >= 1, got {ph.steps!r}")
+            require(_is_int(ph.batch) and ph.batch >= 1, f + "batch",
+                    f"batch size must be an integer >= 1, got {ph.batch!r}")
+            for name in ("lr_V", "lr_A"):
+                v = getattr(ph, name)
+                require(_finite(v) and v > 0, f + name,
+                        f"learning rate must be a finite number > 0, got {v!r}")
+            require(_finite(ph.lam) and ph.lam >= 0, f + "lam",
+                    f"l1 weight must be a finite number >= 0, got {ph.lam!r}")
+        choices = {"optimizer": OPTIMIZERS, "model": ("linear", "softmax"), "loss": ("mse", "ce"),
+                   "mu": ("true", "estimate"), "projection_V": optim.PROJECTIONS,
+                   "projection_A": optim.PROJECTIONS, "order": optim.ORDERS,
+                   "init": ("uniform", "random")}
+        for name, allowed in choices.items():
+            v = getattr(self, name)
+            require(v in allowed, name, f"must be one of {allowed}, got {v!r}")
+        require(_is_int(self.log_every) and self.log_every >= 1, "log_every",
+                f"must be an integer >= 1, got {self.log_every!r}")
+        require(_finite(self.mu_prior) and self.mu_prior > 0, "mu_prior",
+                f"must be a finite number > 0, got {self.mu_prior!r}")
+        require(_finite(self.init_scale) and 0 <= self.init_scale <= 1, "init_scale",
+                f"must be in [0, 1], got {self.init_scale!r}")
+        require(not (self.population and self.loss != "mse"), "loss",
+                "population mode has the closed form of the MSE loss only")
+        return self
+
+    @property
+    def total_steps(self) -> int:
+        return sum(p.steps for p in self.phases)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _finite(x) -> bool:
+    try:
+        return bool(np.isfinite(float(x)))
+    except (TypeError, ValueError):
+        return False
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Hparams:
+    """Traced hyperparameters, one entry per phase (shape [n_phases]); vmappable."""
+
+    lr_V: Array
+    lr_A: Array
+    lam: Array
+
+
+def default_hparams(config: TrainConfig) -> Hparams:
+    f = lambda name: jnp.asarray([getattr(p, name) for p in config.phases], jnp.float32)
+    return Hparams(lr_V=f("lr_V"), lr_A=f("lr_A"), lam=f("lam"))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """``metrics[name]``: [L] at the log points; ``diverged_step``: first non-finite step or -1."""
+
+    params: Params
+    task: Task
+    metrics: dict
+    diverged_step: Array
+
+
+def log_schedule(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, samples) at the log points: 0, every ``log_every`` steps, and each phase end."""
+    steps, samples = [0], [0]
+    s, n = 0, 0
+    for ph in config.phases:
+        for c in _chunks(ph.steps, config.log_every):
+            s += c
+            n += c * ph.batch
+            steps.append(s)
+            samples.append(n)
+    return np.asarray(steps, np.int64), np.asarray(samples, np.int64)
+
+
+def _chunks(steps: int, k: int) -> list[int]:
+    return [k] * (steps // k) + ([steps % k] if steps % k else [])
+
+
+def make_optimizer(config: TrainConfig, task: Task, lr_V, lr_A, lam):
+    if config.optimizer == "ppd":
+        mu = task.mu if (config.mu == "true" or config.population) else None
+        return optim.ppd(task.N, lr_V, lr_A, lam, mu=mu, projection_V=config.projection_V,
+                         projection_A=config.projection_A, order=config.order,
+                         mu_prior=config.mu_prior)
+    if config.optimizer == "sgd":
+        return optim.sgd(lr_V, lr_A)
+    return optim.adam(lr_V, lr_A)
+
+
+def init_params(config: TrainConfig, key: Array) -> Params:
+    N, T = config.task.N, config.task.T
+    if config.init == "uniform":
+        return uniform_params(N, T, config.model)
+    return random_params(key, N, T, config.init_scale, config.model)
+
+
+def make_train(config: TrainConfig, on_log: Callable[[Array], None] | None = None):
+    """Return ``train(key, hparams=None, task=None, params0=None) -> TrainResult``.
+
+    ``key`` splits into task, init and data streams. ``task``/``params0`` override the random
+    instance / the initialisation (transfer). ``on_log(step)`` is called at each log point.
+    """
+    config = config.validate()
+    N, T = config.task.N, config.task.T
+    model, lossname = config.model, config.loss
+
+    def loss_and_grad(params: Params, task: Task, key: Array, B: int):
+        if config.population:
+            loss, g = jax.value_and_grad(population_loss)(params, task, model)
+            return loss, g, task.mu * float(B * (T + 1))
+        batch = sample(key, task, B)
+        loss, g = jax.value_and_grad(batch_loss)(params, batch, None, model, lossname)
+        return loss, g, token_counts(batch, N)
+
+    def train(key: Array, hparams: Hparams | None = None, task: Task | None = None,
+              params0: Params | None = None) -> TrainResult:
+        hp = default_hparams(config) if hparams is None else hparams
+        k_task, k_init, k_data = jax.random.split(key, 3)
+        if task is None:
+            task = make_task(k_task, config.task)
+        params = init_params(config, k_init) if params0 is None else params0
+        opt_state = None
+        div = jnp.asarray(-1, jnp.int32)
+        logs = [_measure(params, task, jnp.asarray(jnp.nan, jnp.float32))]
+        step0 = 0
+        for i, ph in enumerate(config.phases):
+            opt = make_optimizer(config, task, hp.lr_V[i], hp.lr_A[i], hp.lam[i])
+            if opt_state is None:
+                opt_state = opt.init(params)
+
+            def one_step(carry, step, opt=opt, B=ph.batch):
+                params, opt_state, div = carry
+                loss, g, counts = loss_and_grad(params, task, jax.random.fold_in(k_data, step), B)
+                upd, opt_state = opt.update(g, opt_state, params, token_counts=counts)
+                params = optax.apply_updates(params, upd)
+                ok = jnp.all(jnp.isfinite(params.V)) & jnp.all(jnp.isfinite(params.A))
+                div = jnp.where((div < 0) & ~ok, step + 1, div)
+                return (params, opt_state, div), loss
+
+            def run_chunk(carry, start, k):
+                steps = start + jnp.arange(k, dtype=jnp.int32)
+                carry, loss_k = jax.lax.scan(one_step, carry, steps)
+                if on_log is not None:
+                    jax.debug.callback(on_log, start + k)
+                return carry, _measure(carry[0], task, loss_k.mean())
+
+            k, n_full = config.log_every, ph.steps // config.log_every
+            carry = (params, opt_state, div)
+            if n_full:
+                starts = step0 + k * jnp.arange(n_full, dtype=jnp.int32)
+                carry, m = jax.lax.scan(lambda c, s: run_chunk(c, s, k), carry, starts)
+                logs.append(m)
+            if ph.steps % k:
+                carry, m = run_chunk(carry, jnp.asarray(step0 + k * n_full, jnp.int32),
+                                     ph.steps % k)
+                logs.append(jax.tree.map(lambda x: x[None], m))
+            params, opt_state, div = carry
+            step0 += ph.steps
+        logs[0] = jax.tree.map(lambda x: x[None], logs[0])
+        metrics = {name: jnp.concatenate([m[name] for m in logs]) for name in METRICS}
+        return TrainResult(params=params, task=task, metrics=metrics, diverged_step=div)
+
+    def _measure(params, task, loss):
+        m = measure(params, task, model)
+        m["batch_loss"] = loss
+        return m
+
+    return train
+
+
+def train_many(config: TrainConfig, keys: Array, hparams: Hparams | None = None,
+               on_log: Callable | None = None, **kw) -> TrainResult:
+    """``jit(vmap(train))`` over the leading axis of ``keys`` (and of ``hparams`` if given)."""
+    train = make_train(config, on_log)
+    in_axes = (0, None if hparams is None else 0)
+    f = jax.jit(jax.vmap(lambda k, h: train(k, h, **kw), in_axes=in_axes))
+    return f(keys, hparams)
+
+
+def seed_keys(seeds) -> Array:
+    """One PRNG key per integer seed: ``vmap(PRNGKey)``."""
+    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
