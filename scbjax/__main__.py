@@ -1,0 +1,3 @@
+from scbjax.cli import entry
+
+entry()

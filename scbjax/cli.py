@@ -1,0 +1,214 @@
+"""Command-line interface: ``scbjax train ...``. Bad input exits with status 2, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scbjax.errors import ConfigError
+
+DESCRIPTION = """\
+scbjax: simulate training of a one-layer linear transformer on the Sparse Contextual Bigram
+task (Ren, Wang & Lee, NeurIPS 2024). All seeds of a command train in one compiled call."""
+
+
+def _phase(text: str):
+    from scbjax.train import Phase
+
+    parts = text.split(",")
+    if len(parts) != 5:
+        raise argparse.ArgumentTypeError(
+            f"--phase wants STEPS,BATCH,LR_V,LR_A,LAM (5 comma-separated values), got {text!r}")
+    try:
+        return Phase(int(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
+                     float(parts[4]))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--phase {text!r}: {e}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scbjax", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    t = sub.add_parser("train", help="train many seeds of one configuration in one compiled call",
+                       description="Train S seeds (task, init and data streams per seed) of one "
+                       "configuration in a single jit(vmap(train)) call; write results.npz and "
+                       "run.json to --out and print a summary table.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = t.add_argument_group("task (a random SCB instance per seed)")
+    g.add_argument("--N", type=int, default=8, help="vocabulary size (>= 2)")
+    g.add_argument("--T", type=int, default=16, help="context length (>= 1)")
+    g.add_argument("--Q", type=int, default=2, help="sparsity: positions per query token (1..T)")
+    g.add_argument("--alpha", type=float, default=1.0,
+                   help="Dirichlet concentration of the columns of P")
+    g.add_argument("--mix", type=float, default=0.1,
+                   help="weight of the uniform matrix mixed into P (keeps mu > 0)")
+    g.add_argument("--q-weights", choices=("uniform", "dirichlet"), default="uniform",
+                   help="weights of q(k) on its Q support positions")
+    g = t.add_argument_group("training")
+    g.add_argument("--seeds", type=int, default=8, help="number of seeds, trained in one call")
+    g.add_argument("--seed-offset", type=int, default=0, help="first seed (seeds are offset..)")
+    g.add_argument("--optimizer", choices=("ppd", "sgd", "adam"), default="ppd",
+                   help="ppd: the paper's preconditioned projected proximal descent")
+    g.add_argument("--model", choices=("linear", "softmax"), default="linear",
+                   help="linear attention, or softmax attention over positions")
+    g.add_argument("--loss", choices=("mse", "ce"), default="mse", help="training loss")
+    g.add_argument("--lr", type=float, default=None, help="learning rate for both V and A")
+    g.add_argument("--lr-V", type=float, default=0.05, help="learning rate for V")
+    g.add_argument("--lr-A", type=float, default=0.05, help="learning rate for A")
+    g.add_argument("--lam", type=float, default=1e-3, help="l1 weight on A (ppd only)")
+    g.add_argument("--batch", type=int, default=32, help="samples per step")
+    g.add_argument("--steps", type=int, default=2000, help="training steps")
+    g.add_argument("--phase", type=_phase, action="append", default=None,
+                   metavar="STEPS,BATCH,LR_V,LR_A,LAM",
+                   help="a training phase; repeat for a schedule (overrides --steps, --batch, "
+                   "--lr*, --lam)")
+    g.add_argument("--log-every", type=int, default=100, help="log metrics every k steps")
+    g.add_argument("--population", action="store_true",
+                   help="step with the exact population gradient (no sampling)")
+    g = t.add_argument_group("reconstruction options of the paper's method [recon]")
+    g.add_argument("--mu", choices=("true", "estimate"), default="true",
+                   help="preconditioner: true mu or running estimate from token counts")
+    g.add_argument("--projection", choices=("affine", "simplex", "none"), default=None,
+                   help="projection of the columns of V and A (sets both)")
+    g.add_argument("--projection-V", choices=("affine", "simplex", "none"), default="affine",
+                   help="projection of the columns of V")
+    g.add_argument("--projection-A", choices=("affine", "simplex", "none"), default="affine",
+                   help="projection of the columns of A")
+    g.add_argument("--order", choices=("prox_project", "project_prox"), default="prox_project",
+                   help="order of the l1 prox and the projection")
+    g.add_argument("--init", choices=("uniform", "random"), default="uniform",
+                   help="initialisation")
+    g = t.add_argument_group("output")
+    g.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory")
+    g.add_argument("--quiet", action="store_true", help="no progress line")
+    return p
+
+
+def config_from_args(a: argparse.Namespace):
+    from scbjax.task import TaskConfig
+    from scbjax.train import Phase, TrainConfig
+
+    lr_V = a.lr if a.lr is not None else a.lr_V
+    lr_A = a.lr if a.lr is not None else a.lr_A
+    phases = tuple(a.phase) if a.phase else (Phase(a.steps, a.batch, lr_V, lr_A, a.lam),)
+    proj_V = a.projection or a.projection_V
+    proj_A = a.projection or a.projection_A
+    if a.seeds < 1:
+        raise ConfigError("seeds", f"must be >= 1, got {a.seeds}")
+    if a.seed_offset < 0:
+        raise ConfigError("seed_offset", f"must be >= 0, got {a.seed_offset}")
+    cfg = TrainConfig(task=TaskConfig(N=a.N, T=a.T, Q=a.Q, alpha=a.alpha, mix=a.mix,
+                                      q_weights=a.q_weights),
+                      phases=phases, optimizer=a.optimizer, model=a.model, loss=a.loss,
+                      mu=a.mu, projection_V=proj_V, projection_A=proj_A, order=a.order,
+                      init=a.init, log_every=a.log_every, population=a.population)
+    return cfg.validate()
+
+
+class Progress:
+    """A one-line progress display fed by ``on_log(step)`` callbacks from the compiled run."""
+
+    def __init__(self, total: int, stream=sys.stderr, enabled: bool = True):
+        self.total, self.stream, self.enabled = total, stream, enabled
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.t0 = time.perf_counter()
+        self.last = -1
+        self.last_printed = -1.0
+
+    def __call__(self, step) -> None:
+        s = int(np.asarray(step))
+        if not self.enabled or s <= self.last:
+            return
+        self.last = s
+        pct = 100 * s / self.total
+        if not self.tty and pct < self.last_printed + 10 and s < self.total:
+            return  # in a log file, one line per 10%
+        self.last_printed = pct
+        dt = time.perf_counter() - self.t0
+        eta = dt / s * (self.total - s) if s else float("nan")
+        line = (f"step {s:>8d}/{self.total} ({pct:5.1f}%) elapsed {dt:6.1f}s  "
+                f"left ~{eta:6.1f}s")
+        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.last >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def summary_table(arrays: dict) -> str:
+    """Final metrics over seeds: median [min, max]; diverged seeds listed with their step."""
+    from scbjax.metrics import stage1_length
+
+    div = arrays["diverged_step"]
+    ok = div < 0
+    rows = [f"{'metric':<14} {'median':>11} {'min':>11} {'max':>11}   (final, over "
+            f"{int(ok.sum())}/{len(ok)} finite seeds)"]
+    for key in sorted(k for k in arrays if k.startswith("metrics/")):
+        x = arrays[key][ok, -1] if ok.any() else np.array([np.nan])
+        rows.append(f"{key[8:]:<14} {np.median(x):>11.4g} {np.min(x):>11.4g} {np.max(x):>11.4g}")
+    e = arrays["metrics/excess_loss"]
+    rel = e[ok, -1] / e[ok, 0] if ok.any() else np.array([np.nan])
+    rows.append(f"{'excess/initial':<14} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
+                f"{np.max(rel):>11.4g}")
+    s1 = [stage1_length(c, arrays["samples"]) for c in arrays["metrics/corr_V"][ok]]
+    if s1:
+        rows.append(f"{'stage1_samples':<14} {np.nanmedian(s1) if not np.all(np.isnan(s1)) else float('nan'):>11.4g}"
+                    f"   (samples until corr_V >= 0.5; nan = never; median)")
+    for i in np.flatnonzero(~ok):
+        rows.append(f"WARNING: seed {int(arrays['seeds'][i])} diverged at step {int(div[i])} "
+                    "(non-finite parameters); excluded above")
+    return "\n".join(rows)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    cfg = config_from_args(a)
+    import jax
+
+    from scbjax.results import save_run, to_arrays
+    from scbjax.train import default_hparams, make_train, seed_keys
+
+    seeds = np.arange(a.seed_offset, a.seed_offset + a.seeds)
+    progress = Progress(cfg.total_steps, enabled=not a.quiet)
+    train = make_train(cfg, on_log=progress)
+    f = jax.jit(jax.vmap(train))
+    keys = seed_keys(seeds)
+    t0 = time.perf_counter()
+    compiled = f.lower(keys).compile()
+    t1 = time.perf_counter()
+    progress.t0 = t1
+    result = jax.block_until_ready(compiled(keys))
+    t2 = time.perf_counter()
+    progress.close()
+    arrays = to_arrays(result, cfg, seeds, default_hparams(cfg))
+    timings = {"compile_s": t1 - t0, "run_s": t2 - t1,
+               "sample_steps_per_s": float(len(seeds) * sum(p.steps * p.batch
+                                                            for p in cfg.phases) / (t2 - t1))}
+    out = save_run(a.out, arrays, cfg, timings, {"seeds": seeds.tolist()})
+    print(f"{len(seeds)} seeds x {cfg.total_steps} steps in one compiled call: compile "
+          f"{timings['compile_s']:.1f}s, run {timings['run_s']:.1f}s "
+          f"({timings['sample_steps_per_s']:.3g} sample-steps/s)")
+    print(summary_table(arrays))
+    print(f"results: {out / 'results.npz'}  sidecar: {out / 'run.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return {"train": cmd_train}[a.command](a)
+    except ConfigError as e:
+        print(f"scbjax: error: {e}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:
+    sys.exit(main())

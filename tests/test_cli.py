@@ -1,0 +1,89 @@
+"""End to end: ``scbjax train`` writes results; bad input exits 2 without a traceback."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scbjax.cli import main
+from scbjax.results import load_run
+from scbjax.train import log_schedule
+
+
+def test_train_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--N", "4", "--T", "5", "--Q", "2", "--seeds", "3", "--steps", "50",
+               "--batch", "4", "--log-every", "10", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "3 seeds x 50 steps in one compiled call" in text
+    assert "excess_loss" in text and "corr_V" in text
+    arrays, meta = load_run(out)
+    assert arrays["metrics/excess_loss"].shape == (3, 6)
+    assert arrays["params/V"].shape == (3, 4, 4) and arrays["params/A"].shape == (3, 5, 4)
+    assert arrays["task/q"].shape == (3, 5, 4)
+    np.testing.assert_array_equal(arrays["seeds"], [0, 1, 2])
+    np.testing.assert_array_equal(arrays["samples"], np.arange(6) * 40)
+    assert meta["config"].task.N == 4 and meta["config"].phases[0].steps == 50
+    np.testing.assert_array_equal(arrays["steps"], log_schedule(meta["config"])[0])
+    assert meta["versions"]["jax"] and meta["timings"]["run_s"] > 0
+    assert "git_commit" in meta and meta["devices"]
+
+
+def test_phases_and_options(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--N", "3", "--T", "4", "--Q", "1", "--seeds", "2",
+               "--phase", "20,4,0.05,0.05,0.001", "--phase", "10,16,0.01,0.01,0",
+               "--mu", "estimate", "--projection", "simplex", "--log-every", "10",
+               "--quiet", "--out", str(out)])
+    assert rc == 0
+    arrays, meta = load_run(out)
+    assert [p.batch for p in meta["config"].phases] == [4, 16]
+    assert meta["config"].projection_A == "simplex" and meta["config"].mu == "estimate"
+    np.testing.assert_allclose(arrays["hparams/lam"], [[1e-3, 0.0]] * 2)
+    np.testing.assert_array_equal(arrays["samples"], [0, 40, 80, 240])
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--N", "1"], "N"),
+    (["--Q", "30", "--T", "4"], "Q"),
+    (["--Q", "0"], "Q"),
+    (["--lr", "0"], "lr_V"),
+    (["--lr-A", "-0.1"], "lr_A"),
+    (["--batch", "0"], "batch"),
+    (["--lam", "nan"], "lam"),
+    (["--seeds", "0"], "seeds"),
+])
+def test_bad_input_exit_status_2(args, field, capsys):
+    assert main(["train", *args, "--steps", "10", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scbjax: error: ") and field in err
+    assert "Traceback" not in err
+
+
+def test_bad_input_subprocess_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "scbjax", "train", "--Q", "99"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2
+    assert "Q: sparsity must be <= T" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_malformed_phase_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--phase", "10,4"])
+    assert e.value.code == 2
+    assert "STEPS,BATCH,LR_V,LR_A,LAM" in capsys.readouterr().err
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ["--N", "--T", "--Q", "--seeds", "--optimizer", "--lr-V", "--lr-A", "--lam",
+                 "--batch", "--steps", "--log-every", "--out", "--phase", "--mu", "--population"]:
+        assert flag in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "train" in capsys.readouterr().out
