@@ -1,6 +1,10 @@
 """scbjax: JAX simulator of the Sparse Contextual Bigram task and its linear-transformer learner."""
 
-from scbjax.errors import ConfigError
+from scbjax.backend import guard_known_bad_jaxlib
+
+guard_known_bad_jaxlib()  # before any JAX computation; see scbjax/backend.py
+
+from scbjax.errors import ConfigError  # noqa: E402
 from scbjax.losses import bayes_risk, batch_loss, excess_loss, population_grad, population_loss
 from scbjax.metrics import corr_A, corr_V, measure
 from scbjax.model import Params, attention, forward, forward_embedded, embed_params, uniform_params

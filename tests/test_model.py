@@ -1,0 +1,99 @@
+"""Reduced model against the embedding-level transformer; softmax variant; jit and vmap."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scbjax as s
+from scbjax.model import embed, random_params
+
+
+def random_example(key, N, T):
+    kV, kA, kx, kq = jax.random.split(key, 4)
+    params = s.Params(V=jax.random.normal(kV, (N, N)), A=jax.random.normal(kA, (T, N)))
+    tokens = jax.random.randint(kx, (T,), 0, N)
+    query = jax.random.randint(kq, (), 0, N)
+    return params, tokens, query
+
+
+@settings(max_examples=10, deadline=None)
+@given(N=st.integers(2, 9), T=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_reduced_equals_embedding_level(N, T, seed):
+    params, tokens, query = random_example(jax.random.PRNGKey(seed), N, T)
+    W_V, W_KQ = s.embed_params(params)
+    assert W_V.shape == (N, N + T + 1) and W_KQ.shape == (N + T + 1, N + T + 1)
+    np.testing.assert_allclose(s.forward(params, tokens, query),
+                               s.forward_embedded(W_V, W_KQ, tokens, query), rtol=1e-5, atol=1e-5)
+
+
+def test_embedding_has_token_and_position_one_hots():
+    Z = embed(jnp.asarray([2, 0, 2]), jnp.asarray(1), 3)
+    assert Z.shape == (4, 3 + 4)
+    np.testing.assert_array_equal(Z[:, :3], np.eye(3)[[2, 0, 2, 1]])
+    np.testing.assert_array_equal(Z[:, 3:], np.eye(4))
+
+
+def test_forward_by_hand():
+    params, tokens, query = random_example(jax.random.PRNGKey(0), 4, 6)
+    V, A = np.asarray(params.V), np.asarray(params.A)
+    X = np.eye(4)[np.asarray(tokens)].T  # N x T one-hot columns
+    expect = V @ X @ A[:, int(query)]
+    np.testing.assert_allclose(s.forward(params, tokens, query), expect, rtol=1e-5, atol=1e-6)
+
+
+def test_ground_truth_predicts_conditional_mean():
+    task = s.make_task(jax.random.PRNGKey(0), N=5, T=4, Q=2)
+    tokens, query = jnp.asarray([0, 3, 3, 1]), jnp.asarray(2)
+    f = s.forward(s.Params(V=task.P, A=task.q), tokens, query)
+    np.testing.assert_allclose(float(f.sum()), 1.0, rtol=1e-5)  # a distribution over x_o
+    assert float(f.min()) >= 0
+
+
+def test_softmax_attention_normalised_and_matches_linear_at_zero_logits():
+    key = jax.random.PRNGKey(1)
+    W = jax.random.normal(key, (7, 4)) * 3
+    att = s.attention(W, "softmax")
+    assert att.shape == (7, 4)
+    assert float(att.min()) >= 0
+    np.testing.assert_allclose(att.sum(0), 1.0, rtol=1e-5)
+    params, tokens, query = random_example(key, 4, 7)
+    soft = s.Params(V=params.V, A=jnp.zeros((7, 4)))
+    lin = s.Params(V=params.V, A=jnp.full((7, 4), 1.0 / 7))
+    out = s.forward(soft, tokens, query, "softmax")
+    assert out.shape == (4,)
+    np.testing.assert_allclose(out, s.forward(lin, tokens, query), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.forward(s.Params(V=params.V, A=W), tokens, query, "softmax"),
+                               s.forward(s.Params(V=params.V, A=att), tokens, query),
+                               rtol=1e-5, atol=1e-6)
+
+
+class TestForwardVariants(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_jit_and_no_jit_agree(self):
+        params, tokens, query = random_example(jax.random.PRNGKey(2), 5, 8)
+        f = self.variant(s.forward, static_argnums=3)
+        np.testing.assert_allclose(f(params, tokens, query, "linear"),
+                                   s.forward(params, tokens, query), rtol=1e-6)
+
+
+def test_vmap_equals_loop():
+    params, _, _ = random_example(jax.random.PRNGKey(3), 5, 8)
+    tokens = jax.random.randint(jax.random.PRNGKey(4), (6, 8), 0, 5)
+    queries = jax.random.randint(jax.random.PRNGKey(5), (6,), 0, 5)
+    batched = jax.vmap(s.forward, in_axes=(None, 0, 0))(params, tokens, queries)
+    for i in range(6):
+        np.testing.assert_allclose(batched[i], s.forward(params, tokens[i], queries[i]),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_initialisations():
+    u = s.uniform_params(4, 6)
+    np.testing.assert_allclose(u.V, 0.25)
+    np.testing.assert_allclose(u.A, 1 / 6)
+    r = random_params(jax.random.PRNGKey(0), 4, 6, scale=0.5)
+    np.testing.assert_allclose(r.V.sum(0), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(r.A.sum(0), 1.0, rtol=1e-5)
+    assert not np.allclose(r.V, 0.25)

@@ -1,0 +1,118 @@
+"""The sampler against the exact distribution of the SCB model.
+
+Statistical bound used throughout: an empirical frequency f of a cell with exact probability p
+from n i.i.d. draws satisfies |f - p| <= 5 sqrt(p (1 - p) / n) + 1e-4 (5 standard errors; with
+at most ~100 cells per test the chance of a false failure is below 1e-4)."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import scbjax as s
+from scbjax.sampler import token_counts
+
+
+def within_bound(freq, p, n):
+    freq, p = np.asarray(freq, np.float64), np.asarray(p, np.float64)
+    bound = 5 * np.sqrt(p * (1 - p) / n) + 1e-4
+    assert np.all(np.abs(freq - p) <= bound), np.max(np.abs(freq - p) - bound)
+
+
+def draw(task, n, B=100_000):
+    f = jax.jit(lambda k: s.sample(k, task, B))
+    out = [f(jax.random.PRNGKey(i)) for i in range(n // B)]
+    return (np.concatenate([np.asarray(getattr(b, name)) for b in out])
+            for name in ("tokens", "query", "target"))
+
+
+def skewed_task(N, T, Q, seed=0):
+    return s.make_task(jax.random.PRNGKey(seed), N=N, T=T, Q=Q, alpha=0.3, mix=0.05,
+                       q_weights="dirichlet")
+
+
+def test_full_joint_distribution_small_task():
+    """N = 3, T = 2: all 81 cells of (x_1, x_2, k, x_o) against
+    Pr = mu_{x1} mu_{x2} mu_k sum_t q[t, k] P[x_o, x_t]."""
+    task = skewed_task(3, 2, 2, seed=4)
+    P, mu, q = (np.asarray(x, np.float64) for x in (task.P, task.mu, task.q))
+    n = 400_000
+    tokens, query, target = draw(task, n)
+    idx = ((tokens[:, 0] * 3 + tokens[:, 1]) * 3 + query) * 3 + target
+    freq = np.bincount(idx, minlength=81) / n
+    exact = np.zeros(81)
+    for x1, x2, k, o in itertools.product(range(3), repeat=4):
+        exact[((x1 * 3 + x2) * 3 + k) * 3 + o] = (
+            mu[x1] * mu[x2] * mu[k] * (q[0, k] * P[o, x1] + q[1, k] * P[o, x2]))
+    np.testing.assert_allclose(exact.sum(), 1.0, atol=1e-5)
+    within_bound(freq, exact, n)
+
+
+def test_marginals_and_conditional_mean_larger_task():
+    """N = 6, T = 12, Q = 3: token marginals against mu, and the target against its exact
+    conditional mean P X q(k), weighted by 1 and by the token at each support position."""
+    task = skewed_task(6, 12, 3, seed=1)
+    P, mu, q = (np.asarray(x, np.float64) for x in (task.P, task.mu, task.q))
+    n = 300_000
+    tokens, query, target = draw(task, n)
+    within_bound(np.bincount(tokens[:, 7], minlength=6) / n, mu, n)
+    within_bound(np.bincount(query, minlength=6) / n, mu, n)
+    within_bound(np.bincount(tokens.ravel(), minlength=6) / tokens.size, mu, tokens.size)
+    # exact predictive distribution of each sample: p(x) = P X q(k)
+    X = np.eye(6)[tokens]  # n x T x N
+    h = np.einsum("ntv,nt->nv", X, q[:, query].T)
+    p = h @ P.T
+    y = np.eye(6)[target]
+    # E[y - p(x)] = 0 and E[(y - p(x)) 1{query = k}] = 0: SE of a mean of values in [-1, 1]
+    se = 1.0 / np.sqrt(n)
+    assert np.all(np.abs((y - p).mean(0)) < 5 * se)
+    for k in range(6):
+        w = (query == k)[:, None]
+        assert np.all(np.abs(((y - p) * w).mean(0)) < 5 * se)
+    # the target really depends on the context: the residual against the marginal is large
+    assert np.abs((y - mu).T @ h / n).max() > 20 * se
+
+
+def test_position_choice_follows_q():
+    """With P = I the target copies the token at position s ~ q(k): test Pr(x_o = x_t)."""
+    N, T = 50, 6  # many tokens: coincidences x_t = x_t' are rare but accounted for exactly
+    task0 = s.make_task(jax.random.PRNGKey(2), N=N, T=T, Q=3, q_weights="dirichlet")
+    task = s.Task(P=jnp.eye(N), mu=jnp.full((N,), 1.0 / N), q=task0.q)
+    q = np.asarray(task.q, np.float64)
+    n = 200_000
+    tokens, query, target = draw(task, n)
+    hit = tokens == target[:, None]  # n x T
+    for t in range(T):
+        # Pr(x_t = x_o) = q[t, k] + (1 - q[t, k]) / N for uniform tokens
+        exact = np.mean(q[t, query] + (1 - q[t, query]) / N)
+        within_bound(hit[:, t].mean(), exact, n)
+
+
+def test_batch_shapes_dtypes_and_determinism():
+    task = s.make_task(jax.random.PRNGKey(0), N=5, T=7, Q=2)
+    b = s.sample(jax.random.PRNGKey(1), task, 13)
+    assert b.tokens.shape == (13, 7) and b.query.shape == (13,) and b.target.shape == (13,)
+    assert b.tokens.dtype == jnp.int32 and b.query.dtype == jnp.int32
+    for x in (b.tokens, b.query, b.target):
+        assert int(x.min()) >= 0 and int(x.max()) < 5
+    b2 = s.sample(jax.random.PRNGKey(1), task, 13)
+    np.testing.assert_array_equal(b.tokens, b2.tokens)
+    np.testing.assert_array_equal(b.target, b2.target)
+    c = token_counts(b, 5)
+    assert float(c.sum()) == 13 * 8
+
+
+def test_inverse_cdf_uses_one_uniform_per_token(monkeypatch):
+    """The sampler asks for exactly B x (T + 3) uniforms: T + 1 tokens, the position, the target."""
+    calls = []
+    real = jax.random.uniform
+
+    def spy(key, shape=(), *a, **kw):
+        calls.append(tuple(shape))
+        return real(key, shape, *a, **kw)
+
+    monkeypatch.setattr(jax.random, "uniform", spy)
+    task = s.make_task(jax.random.PRNGKey(0), N=9, T=4, Q=2)
+    s.sample(jax.random.PRNGKey(1), task, 10)
+    assert calls == [(10, 7)]

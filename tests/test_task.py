@@ -1,0 +1,75 @@
+"""Task instances: stochasticity, stationarity, sparsity, determinism."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scbjax as s
+
+
+@settings(max_examples=15, deadline=None)
+@given(N=st.integers(2, 10), T=st.integers(1, 12), data=st.data(), seed=st.integers(0, 2**16))
+def test_random_task_is_valid(N, T, data, seed):
+    Q = data.draw(st.integers(1, T))
+    weights = data.draw(st.sampled_from(["uniform", "dirichlet"]))
+    task = s.make_task(jax.random.PRNGKey(seed), N=N, T=T, Q=Q, q_weights=weights)
+    P, mu, q = (np.asarray(x, np.float64) for x in (task.P, task.mu, task.q))
+    assert P.shape == (N, N) and mu.shape == (N,) and q.shape == (T, N)
+    np.testing.assert_allclose(P.sum(0), 1.0, atol=1e-5)
+    assert np.all(P > 0)  # mixed with uniform
+    np.testing.assert_allclose(P @ mu, mu, atol=1e-5)
+    np.testing.assert_allclose(mu.sum(), 1.0, atol=1e-5)
+    assert np.all(mu > 0)
+    np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-5)
+    nnz = (q > 0).sum(0)
+    if weights == "uniform":
+        assert np.all(nnz == Q)
+        np.testing.assert_allclose(q[q > 0], 1.0 / Q, rtol=1e-6)
+    else:
+        assert np.all((nnz >= 1) & (nnz <= Q))
+    s.validate_task(task, Q=Q)  # passes the user-array validation too
+
+
+def test_stationary_two_state_chain():
+    a, b = 0.3, 0.1  # Pr(1 | 0) = a, Pr(0 | 1) = b: mu = (b, a) / (a + b)
+    P = jnp.asarray([[1 - a, b], [a, 1 - b]], jnp.float32)
+    np.testing.assert_allclose(s.stationary(P), [b / (a + b), a / (a + b)], rtol=1e-5)
+
+
+def test_mix_bounds_mu_away_from_zero():
+    t = s.make_task(jax.random.PRNGKey(0), N=20, T=4, Q=1, alpha=0.05, mix=0.2)
+    assert float(t.mu.min()) >= 0.2 / 20 - 1e-6  # mu = P mu >= mix / N
+
+
+def test_same_key_same_task_other_key_other_task():
+    a = s.make_task(jax.random.PRNGKey(1), N=6, T=8, Q=2)
+    b = s.make_task(jax.random.PRNGKey(1), N=6, T=8, Q=2)
+    c = s.make_task(jax.random.PRNGKey(2), N=6, T=8, Q=2)
+    np.testing.assert_array_equal(a.P, b.P)
+    np.testing.assert_array_equal(a.q, b.q)
+    assert not np.allclose(a.P, c.P)
+    assert not np.array_equal(a.q, c.q)
+
+
+def test_make_task_under_jit_and_vmap():
+    keys = jax.random.split(jax.random.PRNGKey(0), 5)
+    cfg = s.TaskConfig(N=4, T=6, Q=3)
+    tasks = jax.jit(jax.vmap(lambda k: s.make_task(k, cfg)))(keys)
+    assert tasks.P.shape == (5, 4, 4) and tasks.q.shape == (5, 6, 4)
+    one = s.make_task(keys[3], cfg)
+    np.testing.assert_allclose(tasks.P[3], one.P, rtol=1e-6)
+
+
+def test_support_positions_cover_all_positions():
+    """Support of q(k) is uniform over positions: over many columns every position appears."""
+    t = s.make_task(jax.random.PRNGKey(3), N=400, T=10, Q=1)
+    counts = (np.asarray(t.q) > 0).sum(1)
+    assert counts.sum() == 400 and counts.min() > 15  # expectation 40 each
+
+
+def test_make_task_rejects_bad_size():
+    with pytest.raises(s.ConfigError):
+        s.make_task(jax.random.PRNGKey(0), N=3, T=2, Q=3)
