@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import scbjax as s
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(N=st.integers(2, 10), T=st.integers(1, 12), data=st.data(), seed=st.integers(0, 2**16))
 def test_random_task_is_valid(N, T, data, seed):
     Q = data.draw(st.integers(1, T))
