@@ -135,9 +135,8 @@ def standard_promotion_for_optax_adam(opt):
 
 
 def _baseline_reduces_loss(opt):
-    cfg = tiny(optimizer=opt, phases=(s.Phase(600, 32, 0.05 if opt == "adam" else 0.5,
-                                              0.05 if opt == "adam" else 0.5, 0.0),),
-               log_every=100)
+    lr = 0.02 if opt == "adam" else 0.5
+    cfg = tiny(optimizer=opt, phases=(s.Phase(1000, 64, lr, lr, 0.0),), log_every=100)
     r = train_many(cfg, s.seed_keys(range(2)))
     e = np.asarray(r.metrics["excess_loss"])
     assert np.all(e[:, -1] < 0.5 * e[:, 0])
