@@ -158,10 +158,12 @@ def summary_table(arrays: dict) -> str:
     rel = e[ok, -1] / e[ok, 0] if ok.any() else np.array([np.nan])
     rows.append(f"{'excess/initial':<14} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
                 f"{np.max(rel):>11.4g}")
-    s1 = [stage1_length(c, arrays["samples"]) for c in arrays["metrics/corr_V"][ok]]
-    if s1:
-        rows.append(f"{'stage1_samples':<14} {np.nanmedian(s1) if not np.all(np.isnan(s1)) else float('nan'):>11.4g}"
-                    f"   (samples until corr_V >= 0.5; nan = never; median)")
+    s1 = np.asarray([stage1_length(c, arrays["samples"]) for c in arrays["metrics/corr_V"][ok]])
+    if s1.size:
+        reached = s1[~np.isnan(s1)]
+        med = np.median(reached) if reached.size else float("nan")
+        rows.append(f"{'stage1_samples':<14} {med:>11.4g}   (samples until corr_V >= 0.5: median "
+                    f"over the {reached.size}/{s1.size} seeds that got there)")
     for i in np.flatnonzero(~ok):
         rows.append(f"WARNING: seed {int(arrays['seeds'][i])} diverged at step {int(div[i])} "
                     "(non-finite parameters); excluded above")

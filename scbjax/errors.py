@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class ConfigError(ValueError):
     """Invalid configuration or input; ``field`` names what is wrong."""
@@ -14,3 +16,18 @@ class ConfigError(ValueError):
 def require(cond: bool, field: str, message: str) -> None:
     if not cond:
         raise ConfigError(field, message)
+
+
+def is_int(x) -> bool:
+    """A Python or numpy integer (not a bool)."""
+    import numpy as np
+
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def is_finite(x) -> bool:
+    """A real number that is not NaN or infinite."""
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False

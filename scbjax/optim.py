@@ -99,7 +99,8 @@ def _projector(kind: str):
     return {"affine": project_affine, "simplex": project_simplex, "none": lambda M: M}[kind]
 
 
-def project(kind_V: str = "affine", kind_A: str = "affine") -> optax.GradientTransformationExtraArgs:
+def project(kind_V: str = "affine",
+            kind_A: str = "affine") -> optax.GradientTransformationExtraArgs:
     """Replace the step so that each column of V_new, A_new lies in the chosen set."""
     pV, pA = _projector(kind_V), _projector(kind_A)
 

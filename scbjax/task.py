@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scbjax.errors import ConfigError, require
+from scbjax.errors import ConfigError, is_finite, is_int, require
 
 Array = jax.Array
 
@@ -58,30 +58,20 @@ class TaskConfig:
     def validate(self) -> "TaskConfig":
         for name in ("N", "T", "Q"):
             v = getattr(self, name)
-            require(isinstance(v, (int, np.integer)) and not isinstance(v, bool),
-                    name, f"must be an integer, got {v!r}")
+            require(is_int(v), name, f"must be an integer, got {v!r}")
         require(self.N >= 2, "N", f"vocabulary size must be >= 2, got {self.N}")
         require(self.T >= 1, "T", f"context length must be >= 1, got {self.T}")
         require(self.Q >= 1, "Q", f"sparsity must be >= 1, got {self.Q}")
         require(self.Q <= self.T, "Q", f"sparsity must be <= T = {self.T}, got {self.Q}")
-        require(_finite_pos(self.alpha), "alpha", f"must be a finite number > 0, got {self.alpha}")
-        require(_finite(self.mix) and 0.0 <= self.mix <= 1.0, "mix",
+        require(is_finite(self.alpha) and self.alpha > 0, "alpha",
+                f"must be a finite number > 0, got {self.alpha}")
+        require(is_finite(self.mix) and 0.0 <= self.mix <= 1.0, "mix",
                 f"must be in [0, 1], got {self.mix}")
         require(self.q_weights in ("uniform", "dirichlet"), "q_weights",
                 f"must be 'uniform' or 'dirichlet', got {self.q_weights!r}")
-        require(_finite_pos(self.beta), "beta", f"must be a finite number > 0, got {self.beta}")
+        require(is_finite(self.beta) and self.beta > 0, "beta",
+                f"must be a finite number > 0, got {self.beta}")
         return self
-
-
-def _finite(x) -> bool:
-    try:
-        return bool(np.isfinite(float(x)))
-    except (TypeError, ValueError):
-        return False
-
-
-def _finite_pos(x) -> bool:
-    return _finite(x) and float(x) > 0
 
 
 def stationary(P_NxN: Array) -> Array:

@@ -8,7 +8,6 @@ depend on which other seeds share its vmap. Metrics are logged every ``log_every
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, Literal
 
 import jax
@@ -17,7 +16,7 @@ import numpy as np
 import optax
 
 from scbjax import optim
-from scbjax.errors import ConfigError, require
+from scbjax.errors import is_finite, is_int, require
 from scbjax.losses import batch_loss, population_loss
 from scbjax.metrics import measure
 from scbjax.model import Params, random_params, uniform_params
@@ -74,15 +73,15 @@ class TrainConfig:
         require(len(self.phases) >= 1, "phases", "need at least one phase")
         for i, ph in enumerate(self.phases):
             f = f"phases[{i}]."
-            require(_is_int(ph.steps) and ph.steps >= 1, f + "steps",
+            require(is_int(ph.steps) and ph.steps >= 1, f + "steps",
                     f"must be an integer >= 1, got {ph.steps!r}")
-            require(_is_int(ph.batch) and ph.batch >= 1, f + "batch",
+            require(is_int(ph.batch) and ph.batch >= 1, f + "batch",
                     f"batch size must be an integer >= 1, got {ph.batch!r}")
             for name in ("lr_V", "lr_A"):
                 v = getattr(ph, name)
-                require(_finite(v) and v > 0, f + name,
+                require(is_finite(v) and v > 0, f + name,
                         f"learning rate must be a finite number > 0, got {v!r}")
-            require(_finite(ph.lam) and ph.lam >= 0, f + "lam",
+            require(is_finite(ph.lam) and ph.lam >= 0, f + "lam",
                     f"l1 weight must be a finite number >= 0, got {ph.lam!r}")
         choices = {"optimizer": OPTIMIZERS, "model": ("linear", "softmax"), "loss": ("mse", "ce"),
                    "mu": ("true", "estimate"), "projection_V": optim.PROJECTIONS,
@@ -91,11 +90,11 @@ class TrainConfig:
         for name, allowed in choices.items():
             v = getattr(self, name)
             require(v in allowed, name, f"must be one of {allowed}, got {v!r}")
-        require(_is_int(self.log_every) and self.log_every >= 1, "log_every",
+        require(is_int(self.log_every) and self.log_every >= 1, "log_every",
                 f"must be an integer >= 1, got {self.log_every!r}")
-        require(_finite(self.mu_prior) and self.mu_prior > 0, "mu_prior",
+        require(is_finite(self.mu_prior) and self.mu_prior > 0, "mu_prior",
                 f"must be a finite number > 0, got {self.mu_prior!r}")
-        require(_finite(self.init_scale) and 0 <= self.init_scale <= 1, "init_scale",
+        require(is_finite(self.init_scale) and 0 <= self.init_scale <= 1, "init_scale",
                 f"must be in [0, 1], got {self.init_scale!r}")
         require(not (self.population and self.loss != "mse"), "loss",
                 "population mode has the closed form of the MSE loss only")
@@ -104,17 +103,6 @@ class TrainConfig:
     @property
     def total_steps(self) -> int:
         return sum(p.steps for p in self.phases)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _finite(x) -> bool:
-    try:
-        return bool(np.isfinite(float(x)))
-    except (TypeError, ValueError):
-        return False
 
 
 @jax.tree_util.register_dataclass
@@ -128,7 +116,9 @@ class Hparams:
 
 
 def default_hparams(config: TrainConfig) -> Hparams:
-    f = lambda name: jnp.asarray([getattr(p, name) for p in config.phases], jnp.float32)
+    def f(name):
+        return jnp.asarray([getattr(p, name) for p in config.phases], jnp.float32)
+
     return Hparams(lr_V=f("lr_V"), lr_A=f("lr_A"), lam=f("lam"))
 
 

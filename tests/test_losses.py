@@ -39,8 +39,8 @@ def candidates(task):
 def monte_carlo(params, task, n=1_000_000, B=100_000):
     @jax.jit
     def chunk(key):
-        l = sample_losses(params, s.sample(key, task, B))
-        return l.sum(), (l * l).sum()
+        loss_B = sample_losses(params, s.sample(key, task, B))
+        return loss_B.sum(), (loss_B * loss_B).sum()
 
     tot = [chunk(jax.random.PRNGKey(100 + i)) for i in range(n // B)]
     s1 = sum(float(a) for a, _ in tot)

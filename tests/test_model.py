@@ -1,5 +1,7 @@
 """Reduced model against the embedding-level transformer; softmax variant; jit and vmap."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -19,14 +21,35 @@ def random_example(key, N, T):
     return params, tokens, query
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _both_forms(key, N, T, B=16):
+    """Random normal (V, A), B random (tokens, query); reduced and embedding-level outputs
+    (everything in one compiled function: one compile per (N, T))."""
+    kp, kx, kq = jax.random.split(key, 3)
+    params, _, _ = random_example(kp, N, T)
+    tokens = jax.random.randint(kx, (B, T), 0, N)
+    query = jax.random.randint(kq, (B,), 0, N)
+    W_V, W_KQ = s.embed_params(params)
+    red = jax.vmap(s.forward, in_axes=(None, 0, 0))(params, tokens, query)
+    emb = jax.vmap(s.forward_embedded, in_axes=(None, None, 0, 0))(W_V, W_KQ, tokens, query)
+    return red, emb, W_V, W_KQ
+
+
 @settings(max_examples=10, deadline=None)
 @given(N=st.integers(2, 9), T=st.integers(1, 9), seed=st.integers(0, 2**16))
 def test_reduced_equals_embedding_level(N, T, seed):
-    params, tokens, query = random_example(jax.random.PRNGKey(seed), N, T)
-    W_V, W_KQ = s.embed_params(params)
-    assert W_V.shape == (N, N + T + 1) and W_KQ.shape == (N + T + 1, N + T + 1)
-    np.testing.assert_allclose(s.forward(params, tokens, query),
-                               s.forward_embedded(W_V, W_KQ, tokens, query), rtol=1e-5, atol=1e-5)
+    """f(x) = V X A e_k equals W_V sum_t z_t (z_t^T W_KQ z_{T+1}) with the embedded weights, on
+    random normal (V, A) and 16 random (tokens, query) per (N, T): rtol = atol = 1e-5."""
+    red, emb, W_V, W_KQ = _both_forms(jax.random.PRNGKey(seed), N, T)
+    d = N + T + 1
+    assert W_V.shape == (N, d) and W_KQ.shape == (d, d)
+    # only the token block of W_V and the position-key x token-query block of W_KQ are nonzero
+    assert np.count_nonzero(np.asarray(W_V)[:, N:]) == 0
+    mask = np.ones((d, d), bool)
+    mask[N:N + T, :N] = False
+    assert np.count_nonzero(np.asarray(W_KQ)[mask]) == 0
+    assert red.shape == (16, N)
+    np.testing.assert_allclose(red, emb, rtol=1e-5, atol=1e-5)
 
 
 def test_embedding_has_token_and_position_one_hots():

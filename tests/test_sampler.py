@@ -74,6 +74,51 @@ def test_marginals_and_conditional_mean_larger_task():
     assert np.abs((y - mu).T @ h / n).max() > 20 * se
 
 
+def residual_z_scores(tokens, query, target, P, q):
+    """z-scores of the moment conditions E[r] = 0 and E[r 1{x_t = j}] = 0 (all t, j), where
+    r = e_{x_o} - p(x) and p(x) = P X q(k) is computed by ``scbjax.forward`` with the ground truth
+    Params(V=P, A=q). z = mean / (sample SD / sqrt(n)). Returns (N,) and (T, N, N) arrays."""
+    N = P.shape[0]
+    f = jax.jit(jax.vmap(s.forward, in_axes=(None, 0, 0)))
+    params = s.Params(V=jnp.asarray(P, jnp.float32), A=jnp.asarray(q, jnp.float32))
+    p = np.asarray(f(params, jnp.asarray(tokens), jnp.asarray(query)), np.float64)
+    r = np.eye(N)[target] - p  # n x N, entries in [-1, 1]
+    n = len(r)
+    m1, m2 = r.mean(0), (r * r).mean(0)
+    z0 = m1 / np.sqrt((m2 - m1**2) / n)
+    X = np.eye(N)[tokens]  # n x T x N one-hots (indicator^2 = indicator)
+    c1 = np.einsum("ntj,no->tjo", X, r) / n
+    c2 = np.einsum("ntj,no->tjo", X, r * r) / n
+    z = c1 / np.sqrt(np.maximum(c2 - c1**2, 1e-300) / n)
+    return z0, z
+
+
+def test_conditional_mean_given_context_tokens_small_task():
+    """N = 4, T = 5, Q = 2, skewed mu, n = 200_000 samples.
+
+    Stated bounds: every frequency cell (token at each position t, and the query) satisfies
+    |freq - mu_j| <= 5 sqrt(mu_j (1 - mu_j) / n) + 1e-4; every moment condition
+    E[e_{x_o} - P X q(k)] = 0 and E[(e_{x_o} - P X q(k)) 1{x_t = j}] = 0 (4 + 80 cells) holds
+    within 5 standard errors (SE from the sample variance). 104 cells at 5 SE: false-failure
+    chance < 1e-4. Power check: the same statistic with q shifted by one position (a wrong
+    conditional mean) must be violated by far more (max |z| > 10)."""
+    task = skewed_task(4, 5, 2, seed=7)
+    P, mu, q = (np.asarray(x, np.float64) for x in (task.P, task.mu, task.q))
+    assert mu.max() / mu.min() > 1.5  # mu really non-uniform, so mu-weighting is tested
+    n = 200_000
+    tokens, query, target = draw(task, n)
+    assert tokens.shape == (n, 5)
+    for t in range(5):
+        within_bound(np.bincount(tokens[:, t], minlength=4) / n, mu, n)
+    within_bound(np.bincount(query, minlength=4) / n, mu, n)
+    z0, z = residual_z_scores(tokens, query, target, P, q)
+    assert np.abs(z0).max() <= 5, z0
+    assert np.abs(z).max() <= 5, np.abs(z).max()
+    # the test has power: a sampler reading the wrong positions would fail it
+    _, z_wrong = residual_z_scores(tokens, query, target, P, np.roll(q, 1, axis=0))
+    assert np.abs(z_wrong).max() > 10, np.abs(z_wrong).max()
+
+
 def test_position_choice_follows_q():
     """With P = I the target copies the token at position s ~ q(k): test Pr(x_o = x_t)."""
     N, T = 50, 6  # many tokens: coincidences x_t = x_t' are rare but accounted for exactly
