@@ -23,10 +23,12 @@ def random_example(key, N, T):
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _both_forms(key, N, T, B=16):
-    """Random normal (V, A), B random (tokens, query); reduced and embedding-level outputs
+    """Random (V, A) entries in [-2, 2], B random (tokens, query); reduced and embedding-level outputs
     (everything in one compiled function: one compile per (N, T))."""
-    kp, kx, kq = jax.random.split(key, 3)
-    params, _, _ = random_example(kp, N, T)
+    kV, kA, kx, kq = jax.random.split(key, 4)
+    # uniform, not normal, entries: the same test, a much cheaper compile
+    params = s.Params(V=jax.random.uniform(kV, (N, N), minval=-2.0, maxval=2.0),
+                      A=jax.random.uniform(kA, (T, N), minval=-2.0, maxval=2.0))
     tokens = jax.random.randint(kx, (B, T), 0, N)
     query = jax.random.randint(kq, (B,), 0, N)
     W_V, W_KQ = s.embed_params(params)
@@ -35,11 +37,11 @@ def _both_forms(key, N, T, B=16):
     return red, emb, W_V, W_KQ
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(N=st.integers(2, 9), T=st.integers(1, 9), seed=st.integers(0, 2**16))
 def test_reduced_equals_embedding_level(N, T, seed):
     """f(x) = V X A e_k equals W_V sum_t z_t (z_t^T W_KQ z_{T+1}) with the embedded weights, on
-    random normal (V, A) and 16 random (tokens, query) per (N, T): rtol = atol = 1e-5."""
+    random (V, A) and 16 random (tokens, query) per (N, T): rtol = atol = 1e-5."""
     red, emb, W_V, W_KQ = _both_forms(jax.random.PRNGKey(seed), N, T)
     d = N + T + 1
     assert W_V.shape == (N, d) and W_KQ.shape == (d, d)

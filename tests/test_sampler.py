@@ -27,9 +27,20 @@ def draw(task, n, B=100_000):
             for name in ("tokens", "query", "target"))
 
 
-def skewed_task(N, T, Q, seed=0):
-    return s.make_task(jax.random.PRNGKey(seed), N=N, T=T, Q=Q, alpha=0.3, mix=0.05,
-                       q_weights="dirichlet")
+def skewed_task(N, T, Q, seed=0, alpha=0.3, mix=0.05):
+    """A task built in numpy (independent of make_task, and no JAX compile): P columns from
+    Dirichlet(alpha) mixed with uniform, mu its stationary law (far from uniform for small
+    alpha), q(k) with Q random support positions and Dirichlet(1) weights."""
+    rng = np.random.default_rng(seed)
+    P = (1 - mix) * rng.dirichlet(np.full(N, alpha), size=N).T + mix / N
+    P /= P.sum(0, keepdims=True)
+    M = P - np.eye(N)
+    M[-1] = 1.0
+    mu = np.linalg.solve(M, np.eye(N)[-1])
+    q = np.zeros((T, N))
+    for k in range(N):
+        q[rng.choice(T, Q, replace=False), k] = rng.dirichlet(np.ones(Q))
+    return s.task_from_arrays(P, q, mu=mu, Q=Q)
 
 
 def test_full_joint_distribution_small_task():
@@ -122,7 +133,7 @@ def test_conditional_mean_given_context_tokens_small_task():
 def test_position_choice_follows_q():
     """With P = I the target copies the token at position s ~ q(k): test Pr(x_o = x_t)."""
     N, T = 50, 6  # many tokens: coincidences x_t = x_t' are rare but accounted for exactly
-    task0 = s.make_task(jax.random.PRNGKey(2), N=N, T=T, Q=3, q_weights="dirichlet")
+    task0 = skewed_task(N, T, 3, seed=2)
     task = s.Task(P=jnp.eye(N), mu=jnp.full((N,), 1.0 / N), q=task0.q)
     q = np.asarray(task.q, np.float64)
     n = 200_000
@@ -135,17 +146,23 @@ def test_position_choice_follows_q():
 
 
 def test_batch_shapes_dtypes_and_determinism():
-    task = s.make_task(jax.random.PRNGKey(0), N=5, T=7, Q=2)
+    """Shapes (B, T), (B,), (B,); int32; values in [0, N); same key -> same batch (eager and
+    jitted agree), other key -> other batch; token_counts counts all B (T + 1) inputs."""
+    task = skewed_task(5, 7, 2, seed=0)
     b = s.sample(jax.random.PRNGKey(1), task, 13)
     assert b.tokens.shape == (13, 7) and b.query.shape == (13,) and b.target.shape == (13,)
-    assert b.tokens.dtype == jnp.int32 and b.query.dtype == jnp.int32
     for x in (b.tokens, b.query, b.target):
+        assert x.dtype == jnp.int32
         assert int(x.min()) >= 0 and int(x.max()) < 5
-    b2 = s.sample(jax.random.PRNGKey(1), task, 13)
-    np.testing.assert_array_equal(b.tokens, b2.tokens)
-    np.testing.assert_array_equal(b.target, b2.target)
-    c = token_counts(b, 5)
-    assert float(c.sum()) == 13 * 8
+    b2 = jax.jit(s.sample, static_argnums=2)(jax.random.PRNGKey(1), task, 13)
+    for name in ("tokens", "query", "target"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(b2, name))
+    b3 = s.sample(jax.random.PRNGKey(2), task, 13)
+    assert not np.array_equal(b.tokens, b3.tokens)
+    c = np.asarray(token_counts(b, 5))
+    assert c.sum() == 13 * 8
+    expect = np.bincount(np.concatenate([np.ravel(b.tokens), np.ravel(b.query)]), minlength=5)
+    np.testing.assert_array_equal(c, expect)
 
 
 def test_inverse_cdf_uses_one_uniform_per_token(monkeypatch):
@@ -158,6 +175,6 @@ def test_inverse_cdf_uses_one_uniform_per_token(monkeypatch):
         return real(key, shape, *a, **kw)
 
     monkeypatch.setattr(jax.random, "uniform", spy)
-    task = s.make_task(jax.random.PRNGKey(0), N=9, T=4, Q=2)
-    s.sample(jax.random.PRNGKey(1), task, 10)
-    assert calls == [(10, 7)]
+    task = skewed_task(5, 7, 2, seed=0)
+    s.sample(jax.random.PRNGKey(1), task, 13)
+    assert calls == [(13, 10)]
