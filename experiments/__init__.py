@@ -1,0 +1,1 @@
+"""The paper's studies, one module each; installed as ``scbjax.experiments``."""
