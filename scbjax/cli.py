@@ -87,7 +87,49 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory")
     g.add_argument("--quiet", action="store_true", help="no progress line")
+
+    r = sub.add_parser("reproduce", help="run every study of the paper, plot every figure and "
+                       "check every claim",
+                       description="Run every study in experiments/ (or those named by --only), "
+                       "keep the raw results in --out, regenerate the figures (PNG and PDF) in "
+                       "--figures and print the claims table (measured number, criterion, PASS "
+                       "or FAIL). The exit status is 0 even when a claim FAILs: a failed claim "
+                       "is a finding, not an error.")
+    m = r.add_mutually_exclusive_group()
+    m.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                   help="the whole reproduction in minutes on a 2-core CPU (the default)")
+    m.add_argument("--full", dest="mode", action="store_const", const="full",
+                   help="publication setting: more seeds, larger T (sized for a GPU)")
+    m.add_argument("--tiny", dest="mode", action="store_const", const="tiny",
+                   help="miniature sizes: checks the pipeline end to end in seconds (claims "
+                   "are not meaningful there)")
+    r.set_defaults(mode="quick")
+    r.add_argument("--out", type=Path, default=None,
+                   help="raw results directory (default: results/reproduce-MODE)")
+    r.add_argument("--figures", type=Path, default=Path("figures"),
+                   help="where the figures are written (default: figures)")
+    r.add_argument("--only", action="append", default=None, metavar="STUDY",
+                   help="run only this study (repeatable); one of: " + ", ".join(_studies()))
+    r.add_argument("--resume", action="store_true",
+                   help="skip studies whose results in --out are complete")
+
+    pl = sub.add_parser("plot", help="regenerate the figures and the claims table from saved "
+                        "results, without training",
+                        description="Read the raw results that `scbjax reproduce` saved in "
+                        "RESULTS_DIR, redraw every figure and print the claims table.")
+    pl.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
+                    help="the --out directory of a reproduce run")
+    pl.add_argument("--figures", type=Path, default=Path("figures"),
+                    help="where the figures are written (default: figures)")
+    pl.add_argument("--only", action="append", default=None, metavar="STUDY",
+                    help="only this study (repeatable)")
     return p
+
+
+def _studies() -> tuple[str, ...]:
+    from scbjax.reproduce import STUDIES
+
+    return STUDIES
 
 
 def config_from_args(a: argparse.Namespace):
@@ -202,11 +244,45 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _plot_and_check(results: Path, figures: Path, only) -> None:
+    from scbjax import reproduce
+
+    t0 = time.perf_counter()
+    paths = reproduce.plot_studies(results, figures, only, log=_log)
+    print(f"{len(paths)} figure files in {figures}/ ({time.perf_counter() - t0:.1f}s)")
+    claims = reproduce.check_claims(results, only)
+    print("\nClaims of the paper, checked on the regenerated data:")
+    print(reproduce.claims_table(claims))
+    print(f"claims table: {results / reproduce.CLAIMS_FILE}")
+
+
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    from scbjax import reproduce
+
+    out = a.out or Path("results") / f"reproduce-{a.mode}"
+    t0 = time.perf_counter()
+    reproduce.run_studies(a.mode, out, a.only, resume=a.resume, log=_log)
+    _plot_and_check(out, a.figures, a.only)
+    print(f"reproduce --{a.mode}: {time.perf_counter() - t0:.0f}s in all; raw results in {out}/")
+    return 0
+
+
+def cmd_plot(a: argparse.Namespace) -> int:
+    if not a.results_dir.is_dir():
+        raise ConfigError("RESULTS_DIR", f"no such directory: {a.results_dir}")
+    _plot_and_check(a.results_dir, a.figures, a.only)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     try:
-        return {"train": cmd_train}[a.command](a)
+        return {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot}[a.command](a)
     except ConfigError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
