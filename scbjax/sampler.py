@@ -29,9 +29,16 @@ def _cdf(p: Array, axis: int = -1) -> Array:
     return c / last
 
 
+# Up to this many categories, searchsorted compares u with every cdf entry ("compare_all"):
+# branch-free and vectorisable, 1.4x to 2x the throughput of the binary "scan" on a CPU for the
+# canonical N = 16, T = 64 under vmap (the same indices: only the search method differs).
+COMPARE_ALL_MAX = 128
+
+
 def _draw(cdf_K: Array, u: Array) -> Array:
     """Index i with cdf[i-1] <= u < cdf[i] (inverse CDF), clipped into range."""
-    i = jnp.searchsorted(cdf_K, u, side="right")
+    method = "compare_all" if cdf_K.shape[-1] <= COMPARE_ALL_MAX else "scan"
+    i = jnp.searchsorted(cdf_K, u, side="right", method=method)
     return jnp.minimum(i, cdf_K.shape[-1] - 1).astype(jnp.int32)
 
 
@@ -50,7 +57,13 @@ def sample(key: Array, task: Task, B: int) -> Batch:
     return Batch(tokens=tokens_BxT, query=query_B, target=target_B)
 
 
-def token_counts(batch: Batch, N: int) -> Array:
-    """Counts of each token among all T + 1 input tokens of the batch (for the mu estimate)."""
+def token_counts(batch: Batch, N: int, mask: Array | None = None) -> Array:
+    """Counts of each token among all T + 1 input tokens of the batch (for the mu estimate);
+    with ``mask`` (B, bool) only the samples where it is True count (padded batches)."""
     x = jnp.concatenate([batch.tokens.reshape(-1), batch.query.reshape(-1)])
-    return jnp.zeros(N, jnp.float32).at[x].add(1.0)
+    if mask is None:
+        return jnp.zeros(N, jnp.float32).at[x].add(1.0)
+    w_B = mask.astype(jnp.float32)
+    T = batch.tokens.shape[-1]
+    w = jnp.concatenate([jnp.repeat(w_B, T), w_B])
+    return jnp.zeros(N, jnp.float32).at[x].add(w)
