@@ -302,6 +302,36 @@ class TrainState:
 DATASET_FOLD = 0x7FFFFFFF  # fold_in(data_key, this): the fixed dataset's stream (steps are below)
 
 
+def _mix32(x: Array) -> Array:
+    """A 32-bit integer hash (xorshift-multiply, "lowbias32")."""
+    x = x ^ (x >> jnp.uint32(16))
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> jnp.uint32(15))
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> jnp.uint32(16))
+
+
+def permute_index(key: Array, i: Array, n: Array, rounds: int = 4) -> Array:
+    """Image of ``i`` in [0, n) under a pseudo-random permutation of [0, n) chosen by ``key``:
+    a balanced Feistel network on 2h bits (4^h >= n) with cycle walking. O(1) per index, so an
+    epoch's order costs no sort of the dataset (traced ``n`` welcome)."""
+    n = jnp.asarray(n, jnp.uint32)
+    bits = jnp.ceil(jnp.log2(jnp.maximum(n, 2).astype(jnp.float32)))
+    h = jnp.ceil(bits / 2).astype(jnp.uint32)
+    mask = (jnp.uint32(1) << h) - jnp.uint32(1)
+    ks = jax.random.bits(key, (rounds,), jnp.uint32)
+
+    def feistel(x):
+        left, right = x >> h, x & mask
+        for r in range(rounds):
+            left, right = right, left ^ (_mix32(right ^ ks[r]) & mask)
+        return (left << h) | right
+
+    x = feistel(jnp.asarray(i, jnp.uint32))
+    x = jax.lax.while_loop(lambda x: x >= n, feistel, x)
+    return x.astype(jnp.int32)
+
+
 def intervals(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start, length, phase) of each log interval: the steps between consecutive log points."""
     steps, _ = log_schedule(config)
@@ -317,12 +347,14 @@ class Stepper:
     ``advance(state, starts_C, lengths_C, max_batch, masked) -> (state, metrics [C])``: run C log
     intervals (interval c: ``lengths_C[c]`` steps from step ``starts_C[c]``; length 0 is a no-op
     whose metrics are to be discarded). ``max_batch`` (static) is the padded batch of the
-    phase the intervals lie in; ``masked`` (static) turns the per-run batch mask on."""
+    phase the intervals lie in; ``masked`` (static) turns the per-run batch mask on.
+    ``step(state, t, max_batch, masked) -> (state, loss)`` is one optimizer step."""
 
     config: TrainConfig
     max_dataset: int
     init: Callable
     advance: Callable
+    step: Callable
 
 
 def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
@@ -336,7 +368,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
     the rest out of the loss and the token counts. Fixed-dataset mode (``max_dataset = n_max``):
     ``settings.dataset = n`` samples drawn once from ``fold_in(data_key, DATASET_FOLD)``
     (the first n of n_max), visited in a fresh random order each epoch (epoch e's permutation
-    from ``fold_in(fold_in(data_key, DATASET_FOLD), e)``); needs batch <= n.
+    ``permute_index(fold_in(fold_in(data_key, DATASET_FOLD), e), ., n)``); step t reads positions
+    t b .. t b + b - 1 of the concatenated epochs, so a batch may straddle two epochs.
     """
     config = config.validate()
     require(is_int(max_dataset) and max_dataset >= 0, "dataset",
@@ -367,59 +400,52 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
         n = state.settings.dataset
         k_perm = jax.random.fold_in(state.k_data, DATASET_FOLD)
         pos_B = step * b + jnp.arange(B, dtype=jnp.int32)  # position in the epoch sequence
-        e0 = (step * b) // n
-
-        def perm(e):  # a uniform permutation of 0..n-1 (padded rows sort last)
-            u = jax.random.uniform(jax.random.fold_in(k_perm, e), (max_dataset,))
-            u = jnp.where(jnp.arange(max_dataset) < n, u, 2.0)
-            return jnp.argsort(u).astype(jnp.int32)
-
-        p0, p1 = perm(e0), perm(e0 + 1)
-        off_B = pos_B % n
-        idx_B = jnp.where(pos_B // n == e0, p0[off_B], p1[off_B])
+        idx_B = jax.vmap(lambda e, i: permute_index(jax.random.fold_in(k_perm, e), i, n))(
+            pos_B // n, pos_B % n)
         d = state.data
         return Batch(tokens=d.tokens[idx_B], query=d.query[idx_B], target=d.target[idx_B])
 
+    def step(state: TrainState, t: Array, max_batch: int, masked: bool):
+        """One optimizer step at step index t: (new state, batch loss)."""
+        task, st = state.task, state.settings
+        params, opt_state, div = state.params, state.opt_state, state.diverged_step
+        p = jnp.sum(t >= phase_starts).astype(jnp.int32) if len(phase_starts) else 0
+        opt = make_optimizer(config, task, st.lr_V[p], st.lr_A[p], st.lam[p])
+        b = st.batch[p]
+        mask = (jnp.arange(max_batch) < b) if masked else None
+        if config.population:
+            loss, g = jax.value_and_grad(population_loss)(params, task, model)
+            counts = task.mu * (b * (T + 1)).astype(jnp.float32)
+        else:
+            batch = get_batch(state, t, max_batch, b)
+            loss, g = jax.value_and_grad(batch_loss)(params, batch, mask, model, lossname)
+            counts = token_counts(batch, N, mask)
+        upd, opt_state = opt.update(g, opt_state, params, token_counts=counts)
+        params = optax.apply_updates(params, upd)
+        ok = jnp.all(jnp.isfinite(params.V)) & jnp.all(jnp.isfinite(params.A))
+        div = jnp.where((div < 0) & ~ok, t + 1, div)
+        new = dataclasses.replace(state, params=params, opt_state=opt_state, diverged_step=div)
+        return new, loss
+
     def advance(state: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
                 masked: bool):
-        task, st = state.task, state.settings
+        def one_step(t, carry):
+            state, loss_sum = carry
+            state, loss = step(state, t, max_batch, masked)
+            return state, loss_sum + loss
 
-        def one_step(step, carry):
-            params, opt_state, div, loss_sum = carry
-            p = jnp.sum(step >= phase_starts).astype(jnp.int32) if len(phase_starts) else 0
-            opt = make_optimizer(config, task, st.lr_V[p], st.lr_A[p], st.lam[p])
-            b = st.batch[p]
-            mask = (jnp.arange(max_batch) < b) if masked else None
-            if config.population:
-                loss, g = jax.value_and_grad(population_loss)(params, task, model)
-                counts = task.mu * (b * (T + 1)).astype(jnp.float32)
-            else:
-                batch = get_batch(state, step, max_batch, b)
-                loss, g = jax.value_and_grad(batch_loss)(params, batch, mask, model, lossname)
-                counts = token_counts(batch, N, mask)
-            upd, opt_state = opt.update(g, opt_state, params, token_counts=counts)
-            params = optax.apply_updates(params, upd)
-            ok = jnp.all(jnp.isfinite(params.V)) & jnp.all(jnp.isfinite(params.A))
-            div = jnp.where((div < 0) & ~ok, step + 1, div)
-            return params, opt_state, div, loss_sum + loss
-
-        def interval(carry, x):
+        def interval(state, x):
             start, length = x
-            params, opt_state, div = carry
             zero = jnp.zeros((), jnp.float32)
-            params, opt_state, div, loss_sum = jax.lax.fori_loop(
-                start, start + length, one_step, (params, opt_state, div, zero))
-            m = measure(params, task, model)
+            state, loss_sum = jax.lax.fori_loop(start, start + length, one_step, (state, zero))
+            m = measure(state.params, state.task, model)
             m["batch_loss"] = loss_sum / length.astype(jnp.float32)
-            return (params, opt_state, div), m
+            return state, m
 
-        carry = (state.params, state.opt_state, state.diverged_step)
         xs = (jnp.asarray(starts_C, jnp.int32), jnp.asarray(lengths_C, jnp.int32))
-        (params, opt_state, div), m = jax.lax.scan(interval, carry, xs)
-        new = dataclasses.replace(state, params=params, opt_state=opt_state, diverged_step=div)
-        return new, m
+        return jax.lax.scan(interval, state, xs)
 
-    return Stepper(config=config, max_dataset=max_dataset, init=init, advance=advance)
+    return Stepper(config=config, max_dataset=max_dataset, init=init, advance=advance, step=step)
 
 
 def initial_metrics(stepper: Stepper, state: TrainState) -> dict:
