@@ -314,7 +314,7 @@ def _mix32(x: Array) -> Array:
 def permute_index(key: Array, i: Array, n: Array, rounds: int = 4) -> Array:
     """Image of ``i`` in [0, n) under a pseudo-random permutation of [0, n) chosen by ``key``:
     a balanced Feistel network on 2h bits (4^h >= n) with cycle walking. O(1) per index, so an
-    epoch's order costs no sort of the dataset (traced ``n`` welcome)."""
+    epoch's order costs no sort of the dataset (traced ``n`` welcome). Identity for i >= n."""
     n = jnp.asarray(n, jnp.uint32)
     bits = jnp.ceil(jnp.log2(jnp.maximum(n, 2).astype(jnp.float32)))
     h = jnp.ceil(bits / 2).astype(jnp.uint32)
@@ -327,9 +327,11 @@ def permute_index(key: Array, i: Array, n: Array, rounds: int = 4) -> Array:
             left, right = right, left ^ (_mix32(right ^ ks[r]) & mask)
         return (left << h) | right
 
-    x = feistel(jnp.asarray(i, jnp.uint32))
-    x = jax.lax.while_loop(lambda x: x >= n, feistel, x)
-    return x.astype(jnp.int32)
+    i = jnp.asarray(i, jnp.uint32)
+    inside = i < n
+    x = feistel(jnp.where(inside, i, jnp.uint32(0)))
+    x = jax.lax.while_loop(lambda x: x >= n, feistel, x)  # ends: x stays in [0, 4^h), n <= 4^h
+    return jnp.where(inside, x, i).astype(jnp.int32)
 
 
 def intervals(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,7 +378,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
             f"must be an integer >= 0, got {max_dataset!r}")
     N, T = config.task.N, config.task.T
     model, lossname = config.model, config.loss
-    phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1]
+    phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1].astype(np.int32)
 
     def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
              params0: Params | None = None) -> TrainState:
