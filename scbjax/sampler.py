@@ -42,15 +42,19 @@ def _draw(cdf_K: Array, u: Array) -> Array:
     return jnp.minimum(i, cdf_K.shape[-1] - 1).astype(jnp.int32)
 
 
-def sample(key: Array, task: Task, B: int) -> Batch:
-    """Draw B i.i.d. samples: x_1..x_{T+1} ~ mu, k = x_{T+1}, s ~ q(k), x_o ~ P[:, x_s]."""
+def task_cdfs(task: Task) -> tuple[Array, Array, Array]:
+    """(cdf of mu [N], cdfs of q(k) [N, T] by row, cdfs of P[:, j] [N, N] by row)."""
+    return _cdf(task.mu), _cdf(task.q.T), _cdf(task.P.T)
+
+
+def sample(key: Array, task: Task, B: int, cdfs: tuple | None = None) -> Batch:
+    """Draw B i.i.d. samples: x_1..x_{T+1} ~ mu, k = x_{T+1}, s ~ q(k), x_o ~ P[:, x_s].
+    ``cdfs = task_cdfs(task)`` may be passed in (computed once for many steps)."""
     T = task.T
     u = jax.random.uniform(key, (B, T + 3), dtype=task.P.dtype)
-    cmu_N = _cdf(task.mu)
+    cmu_N, cq_NxT, cP_NxN = task_cdfs(task) if cdfs is None else cdfs
     x_BxT1 = _draw(cmu_N, u[:, : T + 1])
     tokens_BxT, query_B = x_BxT1[:, :T], x_BxT1[:, T]
-    cq_NxT = _cdf(task.q.T)  # row k: cdf of q(k) over positions
-    cP_NxN = _cdf(task.P.T)  # row j: cdf of P[:, j] over next tokens
     s_B = jax.vmap(_draw)(cq_NxT[query_B], u[:, T + 1])
     xs_B = jnp.take_along_axis(tokens_BxT, s_B[:, None], axis=1)[:, 0]
     target_B = jax.vmap(_draw)(cP_NxN[xs_B], u[:, T + 2])

@@ -20,7 +20,7 @@ from scbjax.errors import is_finite, is_int, require
 from scbjax.losses import batch_loss, population_loss
 from scbjax.metrics import measure
 from scbjax.model import Params, random_params, uniform_params
-from scbjax.sampler import Batch, sample, token_counts
+from scbjax.sampler import Batch, sample, task_cdfs, token_counts
 from scbjax.task import Task, TaskConfig, make_task
 
 Array = jax.Array
@@ -395,10 +395,10 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
                           diverged_step=jnp.asarray(-1, jnp.int32), task=task, k_data=k_data,
                           settings=st, data=data)
 
-    def get_batch(state: TrainState, step: Array, B: int, b: Array):
+    def get_batch(state: TrainState, step: Array, B: int, b: Array, cdfs=None):
         key = jax.random.fold_in(state.k_data, step)
         if max_dataset == 0:
-            return sample(key, state.task, B)
+            return sample(key, state.task, B, cdfs)
         n = state.settings.dataset
         k_perm = jax.random.fold_in(state.k_data, DATASET_FOLD)
         pos_B = step * b + jnp.arange(B, dtype=jnp.int32)  # position in the epoch sequence
@@ -407,8 +407,9 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
         d = state.data
         return Batch(tokens=d.tokens[idx_B], query=d.query[idx_B], target=d.target[idx_B])
 
-    def step(state: TrainState, t: Array, max_batch: int, masked: bool):
-        """One optimizer step at step index t: (new state, batch loss)."""
+    def step(state: TrainState, t: Array, max_batch: int, masked: bool, cdfs=None):
+        """One optimizer step at step index t: (new state, batch loss). ``cdfs``: the task's
+        sampling CDFs, if computed outside a loop of steps."""
         task, st = state.task, state.settings
         params, opt_state, div = state.params, state.opt_state, state.diverged_step
         p = jnp.sum(t >= phase_starts).astype(jnp.int32) if len(phase_starts) else 0
@@ -419,7 +420,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
             loss, g = jax.value_and_grad(population_loss)(params, task, model)
             counts = task.mu * (b * (T + 1)).astype(jnp.float32)
         else:
-            batch = get_batch(state, t, max_batch, b)
+            batch = get_batch(state, t, max_batch, b, cdfs)
             loss, g = jax.value_and_grad(batch_loss)(params, batch, mask, model, lossname)
             counts = token_counts(batch, N, mask)
         upd, opt_state = opt.update(g, opt_state, params, token_counts=counts)
@@ -431,9 +432,11 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
 
     def advance(state: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
                 masked: bool):
+        cdfs = task_cdfs(state.task)  # loop-invariant: once per call, not per step
+
         def one_step(t, carry):
             state, loss_sum = carry
-            state, loss = step(state, t, max_batch, masked)
+            state, loss = step(state, t, max_batch, masked, cdfs)
             return state, loss_sum + loss
 
         def interval(state, x):
