@@ -230,7 +230,7 @@ def group_arrays(out: Path) -> dict:
 def assert_same_results(a: dict, b: dict):
     assert a.keys() == b.keys() and len(a) > 0
     for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)  # nan == nan here (batch_loss)
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +310,45 @@ def test_example_spec_loads():
 
     sp = load_spec(Path(__file__).parents[1] / "experiments" / "sweeps" / "example.toml")
     assert len(groups(sp)) == 4
+
+
+LAUNCH = """\
+import sys, jax
+pid, port, spec, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
+                           process_id=pid)
+assert jax.device_count() == 2 and jax.local_device_count() == 1
+from scbjax.sweep import load_spec, run_sweep
+run_sweep(load_spec(spec), out, quiet=True)
+"""
+
+
+def test_two_processes_with_jax_distributed_equal_one(tmp_path):
+    """2 processes on localhost (jax.distributed, gloo CPU collectives), 1 device each: the
+    runs are sharded over both processes and the results equal a 1-process run."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spec = tmp_path / "spec.toml"
+    spec.write_text('name = "mh"\nseeds = 3\nchunk_steps = 50\n[base]\nlog_every = 50\n'
+                    '[base.task]\nN = 4\nT = 5\nQ = 2\n[[base.phases]]\nsteps = 100\nbatch = 4\n'
+                    '[axes]\nlr = [0.02, 0.05]\n')
+    launch = tmp_path / "launch.py"
+    launch.write_text(LAUNCH)
+    e = env(1)
+    procs = [subprocess.Popen([sys.executable, str(launch), str(i), str(port), str(spec),
+                               str(tmp_path / "multi")], env=e, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=180)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    r = subprocess.run(sweep_cmd(spec, tmp_path / "single"), env=e, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert_same_results(group_arrays(tmp_path / "multi"), group_arrays(tmp_path / "single"))
