@@ -324,7 +324,8 @@ def run_group(group: Group, gdir: Path, chunk_steps: int, log: Log, tag: str = "
                 state = jax.tree.unflatten(treedef, leaves)
                 metrics = {k: [z[f"metrics/{k}"]] for k in METRICS}
                 done_int = int(z["next_interval"])
-                log(f"{tag}resumed from {ckpt} at step {int(start[done_int]) if done_int < n_int else cfg.total_steps}")
+                at = int(start[done_int]) if done_int < n_int else cfg.total_steps
+                log(f"{tag}resumed from {ckpt} at step {at}")
     adv = jax.jit(jax.vmap(stepper.advance, in_axes=(0, None, None, None, None)),
                   static_argnums=(3, 4), donate_argnums=(0,))
     compiled: dict = {}
