@@ -1,4 +1,5 @@
-"""Population (infinite-sample) dynamics beside stochastic runs at several batch sizes (spec fig. 6).
+"""Population (infinite-sample) dynamics beside stochastic runs at several batch sizes
+(spec figure 6).
 
 Every seed has its own task instance (the task stream of its key) and is trained four times with
 the paper's method ``ppd`` from the uniform start, with the same learning rate, lambda and number
@@ -130,10 +131,10 @@ def claims(out: Path) -> list[Claim]:
     ratio = m_st[keep] / m_pop[keep]
     ok1 = bool(keep.any() and np.all((ratio >= 1 / RATIO) & (ratio <= RATIO)))
     n_in = int(np.sum((ratio >= 1 / RATIO) & (ratio <= RATIO)))
+    lo, hi = (ratio.min(), ratio.max()) if ratio.size else (np.nan, np.nan)
     c1 = Claim("S1", "population limit: largest batch tracks the exact-gradient curve",
-               f"B={Bmax}: ratio stochastic/population in [{fmt(ratio.min() if ratio.size else np.nan)}, "
-               f"{fmt(ratio.max() if ratio.size else np.nan)}] over {int(keep.sum())} log points "
-               f"({n_in} inside)",
+               f"B={Bmax}: ratio stochastic/population in [{fmt(lo)}, {fmt(hi)}] over "
+               f"{int(keep.sum())} log points ({n_in} inside)",
                f"median ratio in [1/{RATIO}, {RATIO}] at every log point where the median "
                f"population excess loss is >= {REL_FLOOR:.0%} of its initial value",
                ok1)

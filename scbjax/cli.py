@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where the figures are written (default: figures)")
     pl.add_argument("--only", action="append", default=None, metavar="STUDY",
                     help="only this study (repeatable)")
+    add_sweep_parser(sub)
+    add_bench_parser(sub)
     return p
 
 
@@ -130,6 +132,42 @@ def _studies() -> tuple[str, ...]:
     from scbjax.reproduce import STUDIES
 
     return STUDIES
+
+
+def add_sweep_parser(sub) -> None:
+    w = sub.add_parser("sweep", help="run (or resume) a sweep spec: seeds x hyperparameters x "
+                       "batch / dataset sizes x task shapes",
+                       description="Run a sweep spec (TOML or JSON, see README 'Sweeps'): one "
+                       "compiled call per task shape and optimizer, the runs sharded over all "
+                       "devices, a checkpoint after each chunk of steps. Rerunning the same "
+                       "command resumes where it stopped and skips finished groups. Writes "
+                       "OUT/table.csv (one row per run), OUT/summary.csv and OUT/groups/.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    w.add_argument("spec", type=Path, metavar="SPEC", help="sweep spec file (.toml or .json)")
+    w.add_argument("--out", type=Path, default=None,
+                   help="output directory (default: runs/sweeps/<spec name>)")
+    w.add_argument("--chunk-steps", type=int, default=None,
+                   help="steps between checkpoints (overrides the spec's chunk_steps)")
+    w.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def add_bench_parser(sub) -> None:
+    b = sub.add_parser("bench", help="throughput: vmapped seeds against a per-seed loop and the "
+                       "floor", description="Benchmark the canonical configuration (N=16, T=64, "
+                       "Q=2, B=8, the paper's method): vmapped throughput at several seed counts, "
+                       "a per-seed Python loop, the floor (random-number draw time plus the "
+                       "arithmetic at the measured matmul rate), compile time and memory.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--seeds", default="1,8,64,256", help="comma-separated seed counts")
+    b.add_argument("--steps", type=int, default=500, help="steps per timed vmapped call")
+    b.add_argument("--N", type=int, default=16, help="vocabulary size")
+    b.add_argument("--T", type=int, default=64, help="context length")
+    b.add_argument("--Q", type=int, default=2, help="sparsity")
+    b.add_argument("--batch", type=int, default=8, help="batch size")
+    b.add_argument("--loop-seeds", type=int, default=2, help="seeds in the per-seed loop")
+    b.add_argument("--loop-steps", type=int, default=200, help="steps per seed in the loop")
+    b.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
 
 
 def config_from_args(a: argparse.Namespace):
@@ -278,11 +316,59 @@ def cmd_plot(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace) -> int:
+    import dataclasses
+
+    from scbjax.sweep import format_summary, load_spec, run_sweep
+
+    spec = load_spec(a.spec)
+    if a.chunk_steps is not None:
+        spec = dataclasses.replace(spec, chunk_steps=a.chunk_steps).validate()
+    out = a.out if a.out is not None else Path("runs/sweeps") / spec.name
+    t0 = time.perf_counter()
+    r = run_sweep(spec, out, quiet=a.quiet)
+    n = len(r["rows"])
+    print(f"sweep {spec.name!r}: {n} runs in {len(r['groups'])} compiled groups, "
+          f"{time.perf_counter() - t0:.1f}s")
+    print(format_summary(r["summary"]))
+    for w in r["warnings"]:
+        print(w)
+    print(f"table: {out / 'table.csv'}  summary: {out / 'summary.csv'}  arrays: {out / 'groups'}")
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    import json
+
+    from scbjax.bench import BenchConfig, format_bench, run_bench
+
+    try:
+        seeds = tuple(int(x) for x in a.seeds.split(","))
+    except ValueError:
+        raise ConfigError("seeds", f"want comma-separated integers, got {a.seeds!r}") from None
+    for name in ("steps", "N", "T", "Q", "batch", "loop_seeds", "loop_steps", "repeats"):
+        v = getattr(a, name)
+        if v < 1:
+            raise ConfigError(name, f"must be >= 1, got {v}")
+    if any(S < 1 for S in seeds):
+        raise ConfigError("seeds", f"seed counts must be >= 1, got {a.seeds!r}")
+    b = BenchConfig(N=a.N, T=a.T, Q=a.Q, batch=a.batch, steps=a.steps, seeds=seeds,
+                    loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats)
+    from scbjax.bench import train_config
+
+    train_config(b)  # validates N, T, Q (ConfigError naming the field)
+    r = run_bench(b)
+    print(json.dumps(r) if a.json else format_bench(r))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot}[a.command](a)
+        commands = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot,
+                    "sweep": cmd_sweep, "bench": cmd_bench}
+        return commands[a.command](a)
     except ConfigError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from scbjax.errors import is_finite, is_int, require
 from scbjax.losses import batch_loss, population_loss
 from scbjax.metrics import measure
 from scbjax.model import Params, random_params, uniform_params
-from scbjax.sampler import sample, token_counts
+from scbjax.sampler import Batch, sample, task_cdfs, token_counts
 from scbjax.task import Task, TaskConfig, make_task
 
 Array = jax.Array
@@ -254,3 +254,207 @@ def train_many(config: TrainConfig, keys: Array, hparams: Hparams | None = None,
 def seed_keys(seeds) -> Array:
     """One PRNG key per integer seed: ``vmap(PRNGKey)``."""
     return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
+
+
+# --- Resumable, padded execution: an explicit state advanced a chunk of log intervals at a time
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Traced per-run settings (vmappable): ``Hparams`` plus the batch size of each phase
+    (``batch`` [n_phases] int32, at most the padded batch the step is compiled for) and the
+    fixed-dataset size ``dataset`` (scalar int32; used only by a stepper built with
+    ``max_dataset > 0``)."""
+
+    lr_V: Array
+    lr_A: Array
+    lam: Array
+    batch: Array
+    dataset: Array
+
+    @property
+    def hparams(self) -> Hparams:
+        return Hparams(lr_V=self.lr_V, lr_A=self.lr_A, lam=self.lam)
+
+
+def default_settings(config: TrainConfig, dataset: int = 0) -> RunSettings:
+    hp = default_hparams(config)
+    return RunSettings(lr_V=hp.lr_V, lr_A=hp.lr_A, lam=hp.lam,
+                       batch=jnp.asarray([p.batch for p in config.phases], jnp.int32),
+                       dataset=jnp.asarray(dataset, jnp.int32))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+    """Everything a run needs to continue: ``advance`` is a pure function of it."""
+
+    params: Params
+    opt_state: object
+    diverged_step: Array
+    task: Task
+    k_data: Array
+    settings: RunSettings
+    data: Batch | None  # the fixed dataset (max_dataset rows), None when online
+
+
+DATASET_FOLD = 0x7FFFFFFF  # fold_in(data_key, this): the fixed dataset's stream (steps are below)
+
+
+def _mix32(x: Array) -> Array:
+    """A 32-bit integer hash (xorshift-multiply, "lowbias32")."""
+    x = x ^ (x >> jnp.uint32(16))
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> jnp.uint32(15))
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> jnp.uint32(16))
+
+
+def permute_index(key: Array, i: Array, n: Array, rounds: int = 4) -> Array:
+    """Image of ``i`` in [0, n) under a pseudo-random permutation of [0, n) chosen by ``key``:
+    a balanced Feistel network on 2h bits (4^h >= n) with cycle walking. O(1) per index, so an
+    epoch's order costs no sort of the dataset (traced ``n`` welcome). Identity for i >= n."""
+    n = jnp.asarray(n, jnp.uint32)
+    bits = jnp.ceil(jnp.log2(jnp.maximum(n, 2).astype(jnp.float32)))
+    h = jnp.ceil(bits / 2).astype(jnp.uint32)
+    mask = (jnp.uint32(1) << h) - jnp.uint32(1)
+    ks = jax.random.bits(key, (rounds,), jnp.uint32)
+
+    def feistel(x):
+        left, right = x >> h, x & mask
+        for r in range(rounds):
+            left, right = right, left ^ (_mix32(right ^ ks[r]) & mask)
+        return (left << h) | right
+
+    i = jnp.asarray(i, jnp.uint32)
+    inside = i < n
+    x = feistel(jnp.where(inside, i, jnp.uint32(0)))
+    x = jax.lax.while_loop(lambda x: x >= n, feistel, x)  # ends: x stays in [0, 4^h), n <= 4^h
+    return jnp.where(inside, x, i).astype(jnp.int32)
+
+
+def intervals(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, length, phase) of each log interval: the steps between consecutive log points."""
+    steps, _ = log_schedule(config)
+    ends = np.cumsum([p.steps for p in config.phases])
+    start, length = steps[:-1], np.diff(steps)
+    phase = np.searchsorted(ends, start, side="right")
+    return start, length, phase
+
+
+@dataclasses.dataclass(frozen=True)
+class Stepper:
+    """``init(key, settings=None, task=None, params0=None) -> TrainState`` and
+    ``advance(state, starts_C, lengths_C, max_batch, masked) -> (state, metrics [C])``: run C log
+    intervals (interval c: ``lengths_C[c]`` steps from step ``starts_C[c]``; length 0 is a no-op
+    whose metrics are to be discarded). ``max_batch`` (static) is the padded batch of the
+    phase the intervals lie in; ``masked`` (static) turns the per-run batch mask on.
+    ``step(state, t, max_batch, masked) -> (state, loss)`` is one optimizer step."""
+
+    config: TrainConfig
+    max_dataset: int
+    init: Callable
+    advance: Callable
+    step: Callable
+
+
+def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
+    """The run of ``make_train`` as ``init`` + ``advance`` (see ``Stepper``), for chunked,
+    checkpointed execution with traced batch sizes (padding + mask) and a fixed-dataset mode.
+
+    With the batch of every phase equal to its padded size and ``max_dataset = 0``, the steps
+    are those of ``make_train`` (same keys: the batch of step t comes from
+    ``fold_in(data_key, t)``). A padded batch draws ``max_batch`` samples whose first ``b``
+    are exactly the ``b`` an unpadded run draws (threefry counters are positional), and masks
+    the rest out of the loss and the token counts. Fixed-dataset mode (``max_dataset = n_max``):
+    ``settings.dataset = n`` samples drawn once from ``fold_in(data_key, DATASET_FOLD)``
+    (the first n of n_max), visited in a fresh random order each epoch (epoch e's permutation
+    ``permute_index(fold_in(fold_in(data_key, DATASET_FOLD), e), ., n)``); step t reads positions
+    t b .. t b + b - 1 of the concatenated epochs, so a batch may straddle two epochs.
+    """
+    config = config.validate()
+    require(is_int(max_dataset) and max_dataset >= 0, "dataset",
+            f"must be an integer >= 0, got {max_dataset!r}")
+    N, T = config.task.N, config.task.T
+    model, lossname = config.model, config.loss
+    phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1].astype(np.int32)
+
+    def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
+             params0: Params | None = None) -> TrainState:
+        st = default_settings(config) if settings is None else settings
+        k_task, k_init, k_data = jax.random.split(key, 3)
+        if task is None:
+            task = make_task(k_task, config.task)
+        params = init_params(config, k_init) if params0 is None else params0
+        opt = make_optimizer(config, task, st.lr_V[0], st.lr_A[0], st.lam[0])
+        data = None
+        if max_dataset > 0:
+            data = sample(jax.random.fold_in(k_data, DATASET_FOLD), task, max_dataset)
+        return TrainState(params=params, opt_state=opt.init(params),
+                          diverged_step=jnp.asarray(-1, jnp.int32), task=task, k_data=k_data,
+                          settings=st, data=data)
+
+    def get_batch(state: TrainState, step: Array, B: int, b: Array, cdfs=None):
+        key = jax.random.fold_in(state.k_data, step)
+        if max_dataset == 0:
+            return sample(key, state.task, B, cdfs)
+        n = state.settings.dataset
+        k_perm = jax.random.fold_in(state.k_data, DATASET_FOLD)
+        pos_B = step * b + jnp.arange(B, dtype=jnp.int32)  # position in the epoch sequence
+        idx_B = jax.vmap(lambda e, i: permute_index(jax.random.fold_in(k_perm, e), i, n))(
+            pos_B // n, pos_B % n)
+        d = state.data
+        return Batch(tokens=d.tokens[idx_B], query=d.query[idx_B], target=d.target[idx_B])
+
+    def step(state: TrainState, t: Array, max_batch: int, masked: bool, cdfs=None):
+        """One optimizer step at step index t: (new state, batch loss). ``cdfs``: the task's
+        sampling CDFs, if computed outside a loop of steps."""
+        task, st = state.task, state.settings
+        params, opt_state, div = state.params, state.opt_state, state.diverged_step
+        p = jnp.sum(t >= phase_starts).astype(jnp.int32) if len(phase_starts) else 0
+        opt = make_optimizer(config, task, st.lr_V[p], st.lr_A[p], st.lam[p])
+        b = st.batch[p]
+        mask = (jnp.arange(max_batch) < b) if masked else None
+        if config.population:
+            loss, g = jax.value_and_grad(population_loss)(params, task, model)
+            counts = task.mu * (b * (T + 1)).astype(jnp.float32)
+        else:
+            batch = get_batch(state, t, max_batch, b, cdfs)
+            loss, g = jax.value_and_grad(batch_loss)(params, batch, mask, model, lossname)
+            counts = token_counts(batch, N, mask)
+        upd, opt_state = opt.update(g, opt_state, params, token_counts=counts)
+        params = optax.apply_updates(params, upd)
+        ok = jnp.all(jnp.isfinite(params.V)) & jnp.all(jnp.isfinite(params.A))
+        div = jnp.where((div < 0) & ~ok, t + 1, div)
+        new = dataclasses.replace(state, params=params, opt_state=opt_state, diverged_step=div)
+        return new, loss
+
+    def advance(state: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
+                masked: bool):
+        cdfs = task_cdfs(state.task)  # loop-invariant: once per call, not per step
+
+        def one_step(t, carry):
+            state, loss_sum = carry
+            state, loss = step(state, t, max_batch, masked, cdfs)
+            return state, loss_sum + loss
+
+        def interval(state, x):
+            start, length = x
+            zero = jnp.zeros((), jnp.float32)
+            state, loss_sum = jax.lax.fori_loop(start, start + length, one_step, (state, zero))
+            m = measure(state.params, state.task, model)
+            m["batch_loss"] = loss_sum / length.astype(jnp.float32)
+            return state, m
+
+        xs = (jnp.asarray(starts_C, jnp.int32), jnp.asarray(lengths_C, jnp.int32))
+        return jax.lax.scan(interval, state, xs)
+
+    return Stepper(config=config, max_dataset=max_dataset, init=init, advance=advance, step=step)
+
+
+def initial_metrics(stepper: Stepper, state: TrainState) -> dict:
+    """Metrics at step 0 (``batch_loss`` nan), as logged first by ``make_train``."""
+    m = measure(state.params, state.task, stepper.config.model)
+    m["batch_loss"] = jnp.asarray(jnp.nan, jnp.float32)
+    return m

@@ -23,7 +23,8 @@ def random_example(key, N, T):
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def _both_forms(key, N, T, B=16):
-    """Random (V, A) entries in [-2, 2], B random (tokens, query); reduced and embedding-level outputs
+    """Random (V, A) entries in [-2, 2], B random (tokens, query); reduced and embedding-level
+    outputs
     (everything in one compiled function: one compile per (N, T))."""
     kV, kA, kx, kq = jax.random.split(key, 4)
     # uniform, not normal, entries: the same test, a much cheaper compile
