@@ -173,82 +173,41 @@ def make_train(config: TrainConfig, on_log: Callable[[Array], None] | None = Non
 
     ``key`` splits into task, init and data streams. ``task``/``params0`` override the random
     instance / the initialisation (transfer). ``on_log(step)`` is called at each log point.
+    The steps are those of ``make_stepper`` (one ``advance`` over each phase's log intervals).
     """
     config = config.validate()
-    N, T = config.task.N, config.task.T
-    model, lossname = config.model, config.loss
-
-    def loss_and_grad(params: Params, task: Task, key: Array, B: int):
-        if config.population:
-            loss, g = jax.value_and_grad(population_loss)(params, task, model)
-            return loss, g, task.mu * float(B * (T + 1))
-        batch = sample(key, task, B)
-        loss, g = jax.value_and_grad(batch_loss)(params, batch, None, model, lossname)
-        return loss, g, token_counts(batch, N)
+    stepper = make_stepper(config, on_log=on_log)
+    start_L, length_L, phase_L = intervals(config)
 
     def train(key: Array, hparams: Hparams | None = None, task: Task | None = None,
               params0: Params | None = None) -> TrainResult:
-        hp = default_hparams(config) if hparams is None else hparams
-        k_task, k_init, k_data = jax.random.split(key, 3)
-        if task is None:
-            task = make_task(k_task, config.task)
-        params = init_params(config, k_init) if params0 is None else params0
-        opt_state = None
-        div = jnp.asarray(-1, jnp.int32)
-        logs = [_measure(params, task, jnp.asarray(jnp.nan, jnp.float32))]
-        step0 = 0
+        settings = default_settings(config)
+        if hparams is not None:
+            settings = dataclasses.replace(settings, lr_V=hparams.lr_V, lr_A=hparams.lr_A,
+                                           lam=hparams.lam)
+        state = stepper.init(key, settings, task, params0)
+        logs = [jax.tree.map(lambda x: x[None], initial_metrics(stepper, state))]
         for i, ph in enumerate(config.phases):
-            opt = make_optimizer(config, task, hp.lr_V[i], hp.lr_A[i], hp.lam[i])
-            if opt_state is None:
-                opt_state = opt.init(params)
-
-            def one_step(carry, step, opt=opt, B=ph.batch):
-                params, opt_state, div = carry
-                loss, g, counts = loss_and_grad(params, task, jax.random.fold_in(k_data, step), B)
-                upd, opt_state = opt.update(g, opt_state, params, token_counts=counts)
-                params = optax.apply_updates(params, upd)
-                ok = jnp.all(jnp.isfinite(params.V)) & jnp.all(jnp.isfinite(params.A))
-                div = jnp.where((div < 0) & ~ok, step + 1, div)
-                return (params, opt_state, div), loss
-
-            def run_chunk(carry, start, k):
-                steps = start + jnp.arange(k, dtype=jnp.int32)
-                carry, loss_k = jax.lax.scan(one_step, carry, steps)
-                if on_log is not None:
-                    jax.debug.callback(on_log, start + k)
-                return carry, _measure(carry[0], task, loss_k.mean())
-
-            k, n_full = config.log_every, ph.steps // config.log_every
-            carry = (params, opt_state, div)
-            if n_full:
-                starts = step0 + k * jnp.arange(n_full, dtype=jnp.int32)
-                carry, m = jax.lax.scan(lambda c, s: run_chunk(c, s, k), carry, starts)
-                logs.append(m)
-            if ph.steps % k:
-                carry, m = run_chunk(carry, jnp.asarray(step0 + k * n_full, jnp.int32),
-                                     ph.steps % k)
-                logs.append(jax.tree.map(lambda x: x[None], m))
-            params, opt_state, div = carry
-            step0 += ph.steps
-        logs[0] = jax.tree.map(lambda x: x[None], logs[0])
+            sel = phase_L == i
+            state, m = stepper.advance(state, start_L[sel], length_L[sel], ph.batch, False)
+            logs.append(m)
         metrics = {name: jnp.concatenate([m[name] for m in logs]) for name in METRICS}
-        return TrainResult(params=params, task=task, metrics=metrics, diverged_step=div)
-
-    def _measure(params, task, loss):
-        m = measure(params, task, model)
-        m["batch_loss"] = loss
-        return m
+        return TrainResult(params=state.params, task=state.task, metrics=metrics,
+                           diverged_step=state.diverged_step)
 
     return train
 
 
 def train_many(config: TrainConfig, keys: Array, hparams: Hparams | None = None,
-               on_log: Callable | None = None, **kw) -> TrainResult:
-    """``jit(vmap(train))`` over the leading axis of ``keys`` (and of ``hparams`` if given)."""
+               on_log: Callable | None = None, task: Task | None = None,
+               params0: Params | None = None) -> TrainResult:
+    """``jit(vmap(train))`` over the leading axis of ``keys`` and of each of ``hparams``,
+    ``task`` and ``params0`` that is given (one per run: stack them, e.g. with
+    ``jax.tree.map(lambda *x: jnp.stack(x), ...)``)."""
     train = make_train(config, on_log)
-    in_axes = (0, None if hparams is None else 0)
-    f = jax.jit(jax.vmap(lambda k, h: train(k, h, **kw), in_axes=in_axes))
-    return f(keys, hparams)
+    args = (keys, hparams, task, params0)
+    in_axes = tuple(None if x is None else 0 for x in args)
+    return jax.jit(jax.vmap(train, in_axes=in_axes))(*args)
 
 
 def seed_keys(seeds) -> Array:
@@ -359,7 +318,8 @@ class Stepper:
     step: Callable
 
 
-def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
+def make_stepper(config: TrainConfig, max_dataset: int = 0,
+                 on_log: Callable[[Array], None] | None = None) -> Stepper:
     """The run of ``make_train`` as ``init`` + ``advance`` (see ``Stepper``), for chunked,
     checkpointed execution with traced batch sizes (padding + mask) and a fixed-dataset mode.
 
@@ -372,6 +332,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
     (the first n of n_max), visited in a fresh random order each epoch (epoch e's permutation
     ``permute_index(fold_in(fold_in(data_key, DATASET_FOLD), e), ., n)``); step t reads positions
     t b .. t b + b - 1 of the concatenated epochs, so a batch may straddle two epochs.
+    ``on_log(step)`` is called (``jax.debug.callback``) at the end of each log interval.
     """
     config = config.validate()
     require(is_int(max_dataset) and max_dataset >= 0, "dataset",
@@ -443,6 +404,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0) -> Stepper:
             start, length = x
             zero = jnp.zeros((), jnp.float32)
             state, loss_sum = jax.lax.fori_loop(start, start + length, one_step, (state, zero))
+            if on_log is not None:
+                jax.debug.callback(on_log, start + length)
             m = measure(state.params, state.task, model)
             m["batch_loss"] = loss_sum / length.astype(jnp.float32)
             return state, m
