@@ -117,6 +117,64 @@ def vmapped(b: BenchConfig, S: int) -> dict:
             "compile_s": compile_s, "xla_bytes": mem_bytes}
 
 
+BREAKDOWN = ("uniforms", "sampler", "loss", "gradient", "ppd step")
+
+
+def breakdown(b: BenchConfig, S: int) -> dict[str, float]:
+    """Sample-steps per second of ``jit(vmap(loop over steps))`` at S seeds, each level adding
+    one piece of the step: the uniforms alone, the whole sampler, the batch loss, its gradient,
+    and the full ppd step (the bench's ``advance``). Differences of 1/rate are the pieces' cost."""
+    from scbjax.losses import batch_loss
+    from scbjax.model import uniform_params
+    from scbjax.sampler import sample, task_cdfs
+    from scbjax.task import make_task
+
+    cfg = train_config(b)
+    B, T = b.batch, b.T
+    params = uniform_params(b.N, T)
+
+    def level(kind: str):
+        def one(key):
+            k_task, _, k_data = jax.random.split(key, 3)
+            task = make_task(k_task, cfg.task)
+            cdfs = task_cdfs(task)
+
+            def body(t, acc):
+                k = jax.random.fold_in(k_data, t)
+                if kind == "uniforms":
+                    return acc + jax.random.uniform(k, (B, T + 3)).sum()
+                batch = sample(k, task, B, cdfs)
+                if kind == "sampler":
+                    return acc + (batch.tokens.sum() + batch.query.sum()
+                                  + batch.target.sum()).astype(jnp.float32)
+                if kind == "loss":
+                    return acc + batch_loss(params, batch)
+                g = jax.grad(batch_loss)(params, batch)
+                return acc + g.V.sum() + g.A.sum()
+
+            return jax.lax.fori_loop(0, b.steps, body, jnp.zeros((), jnp.float32))
+
+        keys = seed_keys(range(S))
+        f = jax.jit(jax.vmap(one))
+        jax.block_until_ready(f(keys))
+        return S * b.steps * B / _best(lambda: f(keys), b.repeats)
+
+    out = {k: level(k) for k in BREAKDOWN[:-1]}
+    out["ppd step"] = vmapped(b, S)["samples_per_s"]
+    return out
+
+
+def format_breakdown(rates: dict[str, float], S: int) -> str:
+    lines = [f"breakdown at {S} seeds (each line adds one piece to the step):",
+             f"{'work per step':<12} {'sample-steps/s':>15} {'+ us per sample-step':>21}"]
+    prev = 0.0
+    for name, r in rates.items():
+        us = 1e6 / r
+        lines.append(f"{name:<12} {r:>15.4g} {us - prev:>+21.3f}")
+        prev = us
+    return "\n".join(lines)
+
+
 def per_seed_loop(b: BenchConfig) -> float:
     """Python loop over seeds and steps around one jitted (unvmapped) step."""
     cfg = train_config(b)

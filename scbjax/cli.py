@@ -168,6 +168,9 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--loop-seeds", type=int, default=2, help="seeds in the per-seed loop")
     b.add_argument("--loop-steps", type=int, default=200, help="steps per seed in the loop")
     b.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
+    b.add_argument("--breakdown", action="store_true",
+                   help="also time the step piece by piece (uniforms, sampler, loss, gradient, "
+                   "ppd step) at the largest seed count")
 
 
 def config_from_args(a: argparse.Namespace):
@@ -358,7 +361,14 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     train_config(b)  # validates N, T, Q (ConfigError naming the field)
     r = run_bench(b)
+    if a.breakdown:
+        from scbjax.bench import breakdown, format_breakdown
+
+        r["breakdown_seeds"] = seeds[-1]
+        r["breakdown_samples_per_s"] = breakdown(b, seeds[-1])
     print(json.dumps(r) if a.json else format_bench(r))
+    if a.breakdown and not a.json:
+        print(format_breakdown(r["breakdown_samples_per_s"], seeds[-1]))
     return 0
 
 

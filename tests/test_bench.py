@@ -22,6 +22,19 @@ def test_bench_json_end_to_end(capsys):
         assert abs(a / f - q) < 1e-9
 
 
+def test_bench_breakdown_text(capsys):
+    """--breakdown times the step piece by piece: five positive rates, printed as a table."""
+    rc = main(["bench", "--breakdown", "--seeds", "2", "--steps", "10", "--N", "4", "--T", "6",
+               "--Q", "2", "--batch", "4", "--loop-seeds", "1", "--loop-steps", "3",
+               "--repeats", "1"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "breakdown at 2 seeds" in out
+    for name in ("uniforms", "sampler", "loss", "gradient", "ppd step"):
+        line = next(ln for ln in out.splitlines() if ln.startswith(name))
+        assert float(line.split()[-2]) > 0, line
+
+
 def test_bench_text_and_bad_input(capsys):
     assert main(["bench", "--seeds", "1,x"]) == 2
     assert "seeds" in capsys.readouterr().err
