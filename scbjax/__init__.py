@@ -1,8 +1,9 @@
 """scbjax: JAX simulator of the Sparse Contextual Bigram task and its linear-transformer learner."""
 
-from scbjax.backend import guard_known_bad_jaxlib
+from scbjax.backend import guard_known_bad_jaxlib, use_partitionable_threefry
 
 guard_known_bad_jaxlib()  # before any JAX computation; see scbjax/backend.py
+use_partitionable_threefry()  # padded batches need positional random bits (jax < 0.5)
 
 from scbjax.errors import ConfigError  # noqa: E402
 from scbjax.losses import bayes_risk, batch_loss, excess_loss, population_grad, population_loss

@@ -1,4 +1,10 @@
-"""Guard against a known silent miscompilation of jaxlib 0.10.2 on CPU.
+"""Backend settings: the random-bit layout we rely on, and a guard against a known silent
+miscompilation of jaxlib 0.10.2 on CPU.
+
+Padded batches (``scbjax.sweep``) rely on threefry counters being positional: the first b rows
+of a draw of shape (B, ...) equal a draw of shape (b, ...). That is JAX's
+``jax_threefry_partitionable`` mode, the default since jax 0.5.0; ``use_partitionable_threefry``
+turns it on for older versions too (it changes their random streams to the new default's).
 
 jaxlib 0.10.2's XLA:CPU "YNN" fusion returns wrong results for a vmapped matrix-vector
 product followed by a reduction (jax-ml/jax#39103), exactly the shape of our batch loss:
@@ -47,3 +53,11 @@ def guard_known_bad_jaxlib() -> bool:
                       f"faulty fusion off: set XLA_FLAGS={FLAG} or install another jaxlib.",
                       RuntimeWarning, stacklevel=3)
     return True
+
+
+def use_partitionable_threefry() -> None:
+    """Positional (shape-prefix-stable) threefry bits, the default since jax 0.5.0."""
+    import jax
+
+    if not jax.config.jax_threefry_partitionable:
+        jax.config.update("jax_threefry_partitionable", True)

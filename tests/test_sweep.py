@@ -59,7 +59,9 @@ def test_padded_batch_with_mask_gives_the_same_updates():
 
 
 def test_chunked_stepper_equals_make_train():
-    """init + advance over log intervals, two phases, any chunking: make_train's numbers."""
+    """init + advance over log intervals, two phases, one interval per call: make_train's
+    numbers (one call per phase). Bit-identical on jax 0.10.1; rtol 1e-5 because XLA may round
+    differently in differently compiled loops (jax 0.4.36: 1.8e-6)."""
     c = cfg(phases=(s.Phase(20, 4, 0.05, 0.05, 1e-3), s.Phase(20, 8, 0.02, 0.02, 0.0)))
     keys = s.seed_keys(range(3))
     ref = jax.jit(jax.vmap(make_train(c)))(keys)
@@ -72,8 +74,9 @@ def test_chunked_stepper_equals_make_train():
     for i in range(len(start)):
         state, m = adv(state, start[i:i + 1], length[i:i + 1], c.phases[phase[i]].batch, False)
         got.append(np.asarray(m["excess_loss"]))
-    np.testing.assert_array_equal(np.concatenate(got, 1), ref.metrics["excess_loss"][:, 1:])
-    np.testing.assert_array_equal(state.params.A, ref.params.A)
+    np.testing.assert_allclose(np.concatenate(got, 1), ref.metrics["excess_loss"][:, 1:],
+                               rtol=1e-5)
+    np.testing.assert_allclose(state.params.A, ref.params.A, rtol=1e-5, atol=1e-7)
 
 
 _perm = jax.jit(jax.vmap(permute_index, in_axes=(None, 0, None)))
