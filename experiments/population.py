@@ -23,17 +23,15 @@ projection, prox then project); the settings per mode are in ``SETTINGS``.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from scbjax import plots
-from scbjax.reproduce import Claim, fmt
-from scbjax.results import load_run, save_run, to_arrays
+from scbjax.reproduce import Claim, fmt, train_and_save
+from scbjax.results import load_run
 from scbjax.task import TaskConfig
-from scbjax.train import Phase, TrainConfig, default_hparams, seed_keys, train_many
+from scbjax.train import Phase, TrainConfig
 
 TITLE = "Population (infinite-sample) dynamics against stochastic runs at several batch sizes"
 FIGURES = {
@@ -72,21 +70,14 @@ def _config(st: Settings, batch: int, population: bool) -> TrainConfig:
                        log_every=st.log_every, population=population)
 
 
-def _train_save(cfg: TrainConfig, seeds: np.ndarray, out: Path, extra: dict) -> None:
-    hp = default_hparams(cfg)
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(train_many(cfg, seed_keys(seeds)))
-    dt = time.perf_counter() - t0
-    save_run(out, to_arrays(res, cfg, seeds, hp), cfg, {"compile_and_run_s": dt}, extra)
-
-
 def run(mode: str, out: Path) -> None:
     st = SETTINGS[mode]
     seeds = np.arange(st.seeds)
-    _train_save(_config(st, 1, True), seeds, out / "pop", {"settings": dataclasses.asdict(st)})
+    train_and_save(_config(st, 1, True), seeds, out / "pop",
+                   extra={"settings": dataclasses.asdict(st)})
     for B in st.batches:
-        _train_save(_config(st, B, False), seeds, out / f"B{B}",
-                    {"settings": dataclasses.asdict(st)})
+        train_and_save(_config(st, B, False), seeds, out / f"B{B}",
+                       extra={"settings": dataclasses.asdict(st)})
 
 
 def _load(out: Path):

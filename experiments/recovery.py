@@ -30,17 +30,16 @@ Claim "5": at every setting the median over seeds of both final relative distanc
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from scbjax import plots
-from scbjax.reproduce import Claim, fmt
-from scbjax.results import load_run, save_run, to_arrays
+from scbjax.reproduce import Claim, fmt, train_and_save
+from scbjax.results import load_run
 from scbjax.task import TaskConfig
-from scbjax.train import Phase, TrainConfig, default_hparams, seed_keys, train_many
+from scbjax.train import Phase, TrainConfig, default_hparams
 
 TITLE = "Recovery of the ground truth (P, q) by the paper's method"
 FIGURES = {
@@ -103,11 +102,7 @@ def run(mode: str, out: Path) -> None:
         cfg = config(N, T, Q, mode)
         hp = default_hparams(cfg)
         hp_S = jax.tree.map(lambda x: np.broadcast_to(x, (len(seeds),) + x.shape), hp)
-        t0 = time.perf_counter()
-        res = jax.block_until_ready(train_many(cfg, seed_keys(seeds), hp_S))
-        dt = time.perf_counter() - t0
-        save_run(out / _name(N, T, Q), to_arrays(res, cfg, seeds, hp_S), cfg,
-                 timings={"compile_and_run_s": dt}, extra={"setting": [N, T, Q]})
+        train_and_save(cfg, seeds, out / _name(N, T, Q), hp_S, extra={"setting": [N, T, Q]})
 
 
 def _load(out: Path):

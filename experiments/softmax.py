@@ -20,7 +20,6 @@ How the softmax model is trained [recon; switchable]:
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import jax
@@ -30,10 +29,10 @@ from matplotlib.ticker import NullFormatter
 from scbjax import plots
 from scbjax.metrics import corr_A
 from scbjax.model import attention
-from scbjax.reproduce import Claim, fmt
-from scbjax.results import load_run, save_run, to_arrays
+from scbjax.reproduce import Claim, fmt, train_and_save
+from scbjax.results import load_run
 from scbjax.task import TaskConfig, make_task
-from scbjax.train import Phase, TrainConfig, default_hparams, make_train, seed_keys
+from scbjax.train import Phase, TrainConfig, seed_keys
 
 TITLE = "Softmax and linear transformers learn similar attention, values and loss"
 FIGURES = {
@@ -104,12 +103,7 @@ def run(mode: str, out: Path) -> None:
     extra = {"softmax_opt": SOFTMAX_OPT, "lr_W_scale": LR_W_SCALE, "adam_lr": ADAM_LR,
              "mode": mode}
     for name, cfg in (("linear", lin_cfg), ("softmax", sm_cfg)):
-        t0 = time.perf_counter()
-        train = make_train(cfg)
-        res = jax.jit(jax.vmap(lambda k, t: train(k, None, t)))(keys, tasks)  # noqa: B023
-        jax.block_until_ready(res.params.V)
-        save_run(out / name, to_arrays(res, cfg, seeds, default_hparams(cfg)), cfg,
-                 {"seconds": time.perf_counter() - t0}, extra)
+        train_and_save(cfg, seeds, out / name, keys=keys, task=tasks, extra=extra)
 
 
 # --- analysis (saved results only) ------------------------------------------------------------

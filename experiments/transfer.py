@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import jax
@@ -43,10 +42,10 @@ from matplotlib.ticker import NullFormatter
 from scbjax import plots
 from scbjax.metrics import samples_to_eps
 from scbjax.model import Params, uniform_params
-from scbjax.reproduce import Claim, fmt
-from scbjax.results import load_run, save_run, to_arrays
+from scbjax.reproduce import Claim, fmt, train_and_save
+from scbjax.results import load_run
 from scbjax.task import TaskConfig
-from scbjax.train import Phase, TrainConfig, default_hparams, make_train, seed_keys
+from scbjax.train import Phase, TrainConfig, seed_keys
 from scbjax.transfer import correlated_task, finetune_params, task_corr
 
 TITLE = "Transfer: finetuning from a correlated pretrained model skips stage 1"
@@ -112,12 +111,7 @@ def run(mode: str, out: Path) -> None:
     keys = seed_keys(seeds)
 
     # 1. pretraining on task 1, one call over seeds
-    t0 = time.perf_counter()
-    pre = jax.jit(jax.vmap(make_train(pre_cfg)))(keys)
-    jax.block_until_ready(pre.params.V)
-    t_pre = time.perf_counter() - t0
-    save_run(out / "pretrain", to_arrays(pre, pre_cfg, seeds, default_hparams(pre_cfg)),
-             pre_cfg, {"seconds": t_pre})
+    pre = train_and_save(pre_cfg, seeds, out / "pretrain", keys=keys)
 
     # 2. downstream tasks [S, R] and starts; runs flattened as arm x seed x rho
     k_task = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
@@ -145,21 +139,16 @@ def run(mode: str, out: Path) -> None:
         jnp.arange(R)))(k_data)
     run_keys = flat(run_keys)
 
-    train = make_train(down_cfg)
-    t0 = time.perf_counter()
-    res = jax.jit(jax.vmap(lambda k, t, p: train(k, None, t, p)))(run_keys, tasks, params0)
-    jax.block_until_ready(res.params.V)
-    t_down = time.perf_counter() - t0
-
     arm = np.repeat(np.arange(2), S * R)
     seed = np.tile(np.repeat(seeds, R), 2)
     rho = np.tile(np.tile(np.asarray(su.rhos), S), 2)
-    arrays = to_arrays(res, down_cfg, seed, default_hparams(down_cfg))
-    arrays.update({"arm": arm, "rho": rho,
-                   "task_corr": np.tile(np.asarray(rcorr_SxR).reshape(-1), 2)})
-    save_run(out / "downstream", arrays, down_cfg, {"seconds": t_down},
-             {"arms": list(ARMS), "rhos": list(su.rhos), "eps_frac": EPS_FRAC,
-              "same_q": SAME_Q, "task_method": TASK_METHOD, "copy_A": COPY_A, "mode": mode})
+    train_and_save(down_cfg, seed, out / "downstream", keys=run_keys, task=tasks,
+                   params0=params0,
+                   arrays={"arm": arm, "rho": rho,
+                           "task_corr": np.tile(np.asarray(rcorr_SxR).reshape(-1), 2)},
+                   extra={"arms": list(ARMS), "rhos": list(su.rhos), "eps_frac": EPS_FRAC,
+                          "same_q": SAME_Q, "task_method": TASK_METHOD, "copy_A": COPY_A,
+                          "mode": mode})
     (out / "setup.json").write_text(json.dumps(dataclasses.asdict(su), indent=2))
 
 

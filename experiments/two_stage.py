@@ -37,18 +37,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from scbjax import plots
 from scbjax.metrics import stage1_length
-from scbjax.reproduce import Claim, fmt
-from scbjax.results import load_run, save_run, to_arrays
+from scbjax.reproduce import Claim, fmt, train_and_save
+from scbjax.results import load_run
 from scbjax.task import TaskConfig
-from scbjax.train import Phase, TrainConfig, default_hparams, seed_keys, train_many
+from scbjax.train import Phase, TrainConfig
 
 TITLE = "Two stages from scratch: a T-dependent plateau, then a fast second stage"
 FIGURES = {
@@ -106,11 +104,7 @@ def run(mode: str, out: Path) -> None:
     seeds = np.arange(st.seeds)
     for T in st.Ts:
         cfg = _config(st, T)
-        t0 = time.perf_counter()
-        res = jax.block_until_ready(train_many(cfg, seed_keys(seeds)))
-        dt = time.perf_counter() - t0
-        save_run(out / f"T{T}", to_arrays(res, cfg, seeds, default_hparams(cfg)), cfg,
-                 {"compile_and_run_s": dt}, {"settings": dataclasses.asdict(st)})
+        train_and_save(cfg, seeds, out / f"T{T}", extra={"settings": dataclasses.asdict(st)})
 
 
 # --- analysis (saved results only) ------------------------------------------------------------

@@ -44,7 +44,6 @@ distance, and likewise for ||A - q||_F (best rate chosen separately per distance
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import jax
@@ -52,10 +51,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from scbjax import plots
-from scbjax.reproduce import Claim, fmt
-from scbjax.results import load_run, save_run, to_arrays
+from scbjax.reproduce import Claim, fmt, train_and_save
+from scbjax.results import load_run
 from scbjax.task import TaskConfig
-from scbjax.train import Hparams, Phase, TrainConfig, default_hparams, seed_keys, train_many
+from scbjax.train import Hparams, Phase, TrainConfig, default_hparams
 
 TITLE = "Small-batch training: the paper's method (ppd) against plain SGD"
 FIGURES = {
@@ -110,13 +109,6 @@ def sgd_config(N: int, T: int, Q: int, steps: int) -> TrainConfig:
                        log_every=max(1, steps // N_LOGS))
 
 
-def _train(cfg: TrainConfig, seeds: np.ndarray, hp: Hparams, out: Path, extra: dict) -> None:
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(train_many(cfg, seed_keys(seeds), hp))
-    save_run(out, to_arrays(res, cfg, seeds, hp), cfg,
-             timings={"compile_and_run_s": time.perf_counter() - t0}, extra=extra)
-
-
 def run(mode: str, out: Path) -> None:
     """Per setting: ppd over seeds (one call), SGD over seeds x learning rates (one call)."""
     out = Path(out)
@@ -127,14 +119,14 @@ def run(mode: str, out: Path) -> None:
         extra = {"setting": [N, T, Q], "claim": cid}
         cfg = ppd_config(N, T, Q, steps, LR_A_RATIO.get(cid, 1.0))
         hp = jax.tree.map(lambda x: np.broadcast_to(x, (S,) + x.shape), default_hparams(cfg))
-        _train(cfg, np.arange(S), hp, out / f"{cid}_ppd", extra)
+        train_and_save(cfg, np.arange(S), out / f"{cid}_ppd", hp, extra=extra)
         cfg = sgd_config(N, T, Q, steps)
         sched = [np.full(len(LR_DECAY), lr) for lr in SGD_LRS]  # constant rate
         sched += [lr * np.asarray(LR_DECAY) for lr in SGD_DECAY_LRS]  # control: decaying
         lr_RxP = np.repeat(np.asarray(sched, np.float32), S, axis=0)  # R = schedules x seeds
         hp = Hparams(lr_V=lr_RxP, lr_A=lr_RxP, lam=np.zeros_like(lr_RxP))
-        _train(cfg, np.tile(np.arange(S), len(sched)), hp, out / f"{cid}_sgd",
-               {**extra, "lrs": list(SGD_LRS), "decay_lrs": list(SGD_DECAY_LRS)})
+        train_and_save(cfg, np.tile(np.arange(S), len(sched)), out / f"{cid}_sgd", hp,
+                       extra={**extra, "lrs": list(SGD_LRS), "decay_lrs": list(SGD_DECAY_LRS)})
 
 
 def _load(out: Path) -> dict:

@@ -38,6 +38,29 @@ class Claim:
     study: str = ""
 
 
+def train_and_save(config, seeds, out, hparams=None, *, keys=None, task=None, params0=None,
+                   extra: dict | None = None, arrays: dict | None = None):
+    """One ``train_many`` call over ``seeds`` (keys ``seed_keys(seeds)`` unless given; hparams,
+    tasks and starts stacked per run if given), saved to ``out`` (``results.npz`` + ``run.json``
+    with the seconds it took, compile included; ``arrays`` adds arrays). Returns the result."""
+    import jax
+    import numpy as np
+
+    from scbjax.results import save_run, to_arrays
+    from scbjax.train import default_hparams, seed_keys, train_many
+
+    seeds = np.asarray(seeds)
+    keys = seed_keys(seeds) if keys is None else keys
+    t0 = time.perf_counter()
+    res = jax.block_until_ready(train_many(config, keys, hparams, task=task, params0=params0))
+    dt = time.perf_counter() - t0
+    hp = default_hparams(config) if hparams is None else hparams
+    a = to_arrays(res, config, seeds, hp)
+    a.update(arrays or {})
+    save_run(out, a, config, {"compile_and_run_s": dt}, extra)
+    return res
+
+
 def load_study(name: str):
     if name not in STUDIES:
         raise ConfigError("study", f"unknown study {name!r}; one of {STUDIES}")

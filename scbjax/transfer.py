@@ -118,7 +118,3 @@ def finetune_params(pretrained: Params, copy_A: bool = False, model: str = "line
                                                      pretrained.A.shape)
     return Params(V=pretrained.V, A=A)
 
-
-def stack_tasks(tasks: list[Task]) -> Task:
-    """Stack tasks along a new leading axis (for vmap)."""
-    return jax.tree.map(lambda *x: jnp.stack(x), *tasks)

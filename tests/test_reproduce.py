@@ -48,13 +48,16 @@ def test_plot_redraws_from_saved_results_without_training(tiny_run, monkeypatch,
     for name in reproduce.STUDIES:  # any training now would be an error
         monkeypatch.setattr(reproduce.load_study(name), "run",
                             lambda *a, **k: pytest.fail("plot must not train"))
+    before = json.loads((results / reproduce.CLAIMS_FILE).read_text())
     redrawn = figs.parent / "redrawn"
     assert main(["plot", str(results), "--figures", str(redrawn)]) == 0
     text = capsys.readouterr().out
     assert "passed" in text and "failed" in text
     assert {p.stem for p in redrawn.glob("*.png")} == expected_stems()
     # the same claims as the reproduce run: they are computed from the saved results alone
-    assert "PASS" in text or "FAIL" in text
+    assert json.loads((results / reproduce.CLAIMS_FILE).read_text()) == before
+    n_pass = sum(c["passed"] for c in before)
+    assert f"{n_pass} passed, {len(before) - n_pass} failed" in text
 
 
 def test_resume_skips_finished_studies(tiny_run, monkeypatch, capsys):
