@@ -150,15 +150,17 @@ def _chunks(steps: int, k: int) -> list[int]:
     return [k] * (steps // k) + ([steps % k] if steps % k else [])
 
 
-def make_optimizer(config: TrainConfig, task: Task, lr_V, lr_A, lam):
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
+    """The run's optax chain, built once; each update injects the step's ``lr_V``, ``lr_A``,
+    ``lam`` (its phase's traced values) and the task's ``mu`` as extra arguments."""
     if config.optimizer == "ppd":
-        mu = task.mu if (config.mu == "true" or config.population) else None
-        return optim.ppd(task.N, lr_V, lr_A, lam, mu=mu, projection_V=config.projection_V,
+        estimate = config.mu == "estimate" and not config.population
+        return optim.ppd(config.task.N, projection_V=config.projection_V,
                          projection_A=config.projection_A, order=config.order,
-                         mu_prior=config.mu_prior)
+                         mu_prior=config.mu_prior, estimate=estimate)
     if config.optimizer == "sgd":
-        return optim.sgd(lr_V, lr_A)
-    return optim.adam(lr_V, lr_A)
+        return optim.sgd()
+    return optim.adam()
 
 
 def init_params(config: TrainConfig, key: Array) -> Params:
@@ -340,6 +342,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     N, T = config.task.N, config.task.T
     model, lossname = config.model, config.loss
     phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1].astype(np.int32)
+    opt = make_optimizer(config)
 
     def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
              params0: Params | None = None) -> TrainState:
@@ -348,7 +351,6 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         if task is None:
             task = make_task(k_task, config.task)
         params = init_params(config, k_init) if params0 is None else params0
-        opt = make_optimizer(config, task, st.lr_V[0], st.lr_A[0], st.lam[0])
         data = None
         if max_dataset > 0:
             data = sample(jax.random.fold_in(k_data, DATASET_FOLD), task, max_dataset)
@@ -374,7 +376,6 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         task, st = state.task, state.settings
         params, opt_state, div = state.params, state.opt_state, state.diverged_step
         p = jnp.sum(t >= phase_starts).astype(jnp.int32) if len(phase_starts) else 0
-        opt = make_optimizer(config, task, st.lr_V[p], st.lr_A[p], st.lam[p])
         b = st.batch[p]
         mask = (jnp.arange(max_batch) < b) if masked else None
         if config.population:
@@ -384,7 +385,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
             batch = get_batch(state, t, max_batch, b, cdfs)
             loss, g = jax.value_and_grad(batch_loss)(params, batch, mask, model, lossname)
             counts = token_counts(batch, N, mask)
-        upd, opt_state = opt.update(g, opt_state, params, token_counts=counts)
+        upd, opt_state = opt.update(g, opt_state, params, token_counts=counts, mu=task.mu,
+                                    lr_V=st.lr_V[p], lr_A=st.lr_A[p], lam=st.lam[p])
         params = optax.apply_updates(params, upd)
         ok = jnp.all(jnp.isfinite(params.V)) & jnp.all(jnp.isfinite(params.A))
         div = jnp.where((div < 0) & ~ok, t + 1, div)
