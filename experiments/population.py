@@ -23,13 +23,11 @@ projection, prox then project); the settings per mode are in ``SETTINGS``.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-
 import numpy as np
 
 from scbjax import plots
-from scbjax.reproduce import Claim, fmt, train_and_save
-from scbjax.results import load_run
+from scbjax.reproduce import Claim, fmt
+from scbjax.runs import RunSpec, grid
 from scbjax.task import TaskConfig
 from scbjax.train import Phase, TrainConfig
 
@@ -56,7 +54,7 @@ class Settings:
     log_every: int = 20
 
 
-SETTINGS = {
+MODES = {
     "tiny": Settings(N=4, T=8, seeds=2, steps=60, batches=(4, 16), log_every=10),
     "quick": Settings(),
     "full": Settings(T=64, seeds=32, steps=6000, batches=(4, 32, 256, 2048), log_every=20),
@@ -70,31 +68,26 @@ def _config(st: Settings, batch: int, population: bool) -> TrainConfig:
                        log_every=st.log_every, population=population)
 
 
-def run(mode: str, out: Path) -> None:
-    st = SETTINGS[mode]
-    seeds = np.arange(st.seeds)
-    train_and_save(_config(st, 1, True), seeds, out / "pop",
-                   extra={"settings": dataclasses.asdict(st)})
+def runs(st: Settings) -> dict[str, RunSpec]:
+    """The population run ("pop") and one stochastic run per batch size ("B<B>"), same seeds."""
+    seeds = range(st.seeds)
+    specs = {"pop": RunSpec(_config(st, 1, True), grid(seeds))}
     for B in st.batches:
-        train_and_save(_config(st, B, False), seeds, out / f"B{B}",
-                       extra={"settings": dataclasses.asdict(st)})
+        specs[f"B{B}"] = RunSpec(_config(st, B, False), grid(seeds, {"B": B}))
+    return specs
 
 
-def _load(out: Path):
-    pop, meta = load_run(out / "pop")
-    st = Settings(**{k: tuple(v) if k == "batches" else v
-                     for k, v in meta["settings"].items()})
-    runs = {B: load_run(out / f"B{B}")[0] for B in st.batches}
-    return st, pop, runs
+def _load(rs):
+    return rs["pop"], {int(k[1:]): r for k, r in rs.items() if k.startswith("B")}
 
 
-def figures(out: Path) -> dict:
-    st, pop, runs = _load(out)
+def figures(rs, st: Settings) -> dict:
+    pop, runs = _load(rs)
     n = len(st.batches)
     fig, ax = plots.new_figure(2, n, height=3.6)
     for j, B in enumerate(st.batches):
-        a, x = runs[B], runs[B]["samples"]
-        xp = pop["steps"] * B
+        a, x = runs[B], runs[B].samples_L
+        xp = pop.steps * B
         for i, (name, logy) in enumerate((("excess_loss", True), ("corr_V", False))):
             plots.band(ax[i, j], xp, pop[f"metrics/{name}"], label="population (exact grad.)",
                        color="k", log_y=logy, linestyle="--")
@@ -111,8 +104,8 @@ def figures(out: Path) -> dict:
     return {"fig6_population": fig}
 
 
-def claims(out: Path) -> list[Claim]:
-    st, pop, runs = _load(out)
+def claims(rs, st: Settings) -> list[Claim]:
+    pop, runs = _load(rs)
     e_pop = pop["metrics/excess_loss"]
     m_pop = np.median(e_pop, 0)
     r_pop = np.median(e_pop / e_pop[:, :1], 0)

@@ -2,9 +2,12 @@
 
 A study is a module ``scbjax.experiments.<name>`` (the folder ``experiments/``) with
   ``TITLE: str``, ``FIGURES: dict[str, str]`` (figure file stem -> one sentence it shows),
-  ``run(mode: str, out: Path) -> None``   trains and saves raw results under ``out``,
-  ``figures(out: Path) -> dict[str, Figure]``  from saved results only,
-  ``claims(out: Path) -> list[Claim]``  from saved results only.
+  ``MODES: dict[str, Setup]`` (one setup per mode: "tiny", "quick", "full"),
+  ``runs(setup) -> dict[str, RunSpec]``   its runs, as data (``scbjax.runs``),
+  ``figures(runset, setup) -> dict[str, Figure]`` and ``claims(runset, setup) -> list[Claim]``
+  from the loaded runs (``scbjax.store.RunSet``), addressed by spec name and label.
+The executor (``scbjax.executor``) runs every spec into ``OUT/<study>/<spec>/``; ``OUT/job.json``
+records the mode, and an ``OUT`` of another mode is refused (``overwrite`` clears it).
 Modes: "tiny" (tests, seconds), "quick" (the whole reproduction in minutes on a 2-core CPU),
 "full" (publication setting: more seeds, larger T; sized for a GPU, runnable on a CPU).
 """
@@ -15,6 +18,7 @@ import dataclasses
 import importlib
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,6 +28,7 @@ from scbjax.errors import ConfigError
 STUDIES = ("two_stage", "population", "transfer", "vs_sgd", "softmax", "recovery")
 MODES = ("tiny", "quick", "full")
 CLAIMS_FILE = "claims.json"
+JOB_FILE = "job.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,29 +41,6 @@ class Claim:
     criterion: str  # the PASS criterion, human-readable
     passed: bool
     study: str = ""
-
-
-def train_and_save(config, seeds, out, hparams=None, *, keys=None, task=None, params0=None,
-                   extra: dict | None = None, arrays: dict | None = None):
-    """One ``train_many`` call over ``seeds`` (keys ``seed_keys(seeds)`` unless given; hparams,
-    tasks and starts stacked per run if given), saved to ``out`` (``results.npz`` + ``run.json``
-    with the seconds it took, compile included; ``arrays`` adds arrays). Returns the result."""
-    import jax
-    import numpy as np
-
-    from scbjax.results import save_run, to_arrays
-    from scbjax.train import default_hparams, seed_keys, train_many
-
-    seeds = np.asarray(seeds)
-    keys = seed_keys(seeds) if keys is None else keys
-    t0 = time.perf_counter()
-    res = jax.block_until_ready(train_many(config, keys, hparams, task=task, params0=params0))
-    dt = time.perf_counter() - t0
-    hp = default_hparams(config) if hparams is None else hparams
-    a = to_arrays(res, config, seeds, hp)
-    a.update(arrays or {})
-    save_run(out, a, config, {"compile_and_run_s": dt}, extra)
-    return res
 
 
 def load_study(name: str):
@@ -74,45 +56,174 @@ def _select(only: list[str] | None) -> list[str]:
     return names
 
 
-def run_studies(mode: str, out, only: list[str] | None = None, resume: bool = False,
-                log: Callable[[str], None] = print) -> dict[str, float]:
-    """Run each study's training into ``out/<study>``; returns seconds per study.
-
-    With ``resume``, a study whose ``out/<study>/DONE`` exists is skipped.
-    """
+def study_specs(name: str, mode: str) -> dict:
+    """The study's named ``RunSpec``s in ``mode``."""
     if mode not in MODES:
         raise ConfigError("mode", f"must be one of {MODES}, got {mode!r}")
+    st = load_study(name)
+    return st.runs(st.MODES[mode])
+
+
+def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True) -> None:
+    """``out`` must be a directory for this mode's results: refuse a file, an unwritable
+    path or results of another mode (unless ``overwrite``, which removes them)."""
     out = Path(out)
-    times = {}
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} is not a directory")
+    job = out / JOB_FILE
+    if job.exists():
+        try:
+            prev = json.loads(job.read_text()).get("mode")
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
+            prev = "unreadable"
+        if prev != mode:
+            if not overwrite:
+                raise ConfigError("--out", f"{out} holds results of mode {prev!r}, not {mode!r}:"
+                                  " choose another --out, or --overwrite to replace them")
+            for n in STUDIES:
+                shutil.rmtree(out / n, ignore_errors=True)
+            (out / CLAIMS_FILE).unlink(missing_ok=True)
+    elif out.is_dir() and overwrite:
+        for n in STUDIES:
+            shutil.rmtree(out / n, ignore_errors=True)
+    if not create:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
+    from scbjax.results import _atomic_write
+
+    _atomic_write(job, lambda f: f.write(json.dumps({"kind": "reproduce", "mode": mode})
+                                         .encode()))
+
+
+def plan(mode: str, only: list[str] | None = None) -> list[dict]:
+    """Per study: specs, runs, samples, compiled calls (groups x phases)."""
+    rows = []
     for name in _select(only):
-        d = out / name
-        done = d / "DONE"
-        if resume and done.exists():
-            log(f"[{name}] done already, skipped (--resume)")
-            continue
-        done.unlink(missing_ok=True)
-        d.mkdir(parents=True, exist_ok=True)
-        log(f"[{name}] training ({mode}) ...")
+        specs = study_specs(name, mode)
+        for sname, spec in specs.items():
+            spec = spec.validate(f"{name}.{sname}")
+            c = spec.config
+            rows.append({"study": name, "spec": sname, "runs": len(spec.runs),
+                         "N": c.task.N, "T": c.task.T, "Q": c.task.Q,
+                         "steps": c.total_steps, "samples": spec.samples(),
+                         "compiles": 1 + len(set(zip(spec.max_batch(), spec.masked()))),
+                         "model": c.model, "population": c.population})
+    return rows
+
+
+def calibrate() -> dict:
+    """A short timed run on this machine: seconds per sample-step per unit of work
+    (T + N) N, and seconds per compile (the estimate of ``estimate_seconds``)."""
+    import jax
+
+    from scbjax.executor import Log, run_spec
+    from scbjax.runs import RunSpec, grid
+    from scbjax.task import TaskConfig
+    from scbjax.train import Phase, TrainConfig
+
+    N, T, B, S, steps = 8, 32, 32, 16, 400
+    cfg = TrainConfig(task=TaskConfig(N=N, T=T, Q=2), phases=(Phase(steps, B, 0.02, 0.02),),
+                      log_every=steps // 2)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        spec = RunSpec(cfg, grid(range(S)), chunk_steps=steps // 2)
         t0 = time.perf_counter()
-        load_study(name).run(mode, d)
-        times[name] = time.perf_counter() - t0
-        done.write_text(json.dumps({"mode": mode, "seconds": times[name]}))
-        log(f"[{name}] trained in {times[name]:.1f}s")
+        r = run_spec("calibrate", spec, Path(d) / "c", log=Log(quiet=True))
+        total = time.perf_counter() - t0
+    jax.clear_caches()
+    tm = r.meta["timings"]
+    per_sample = tm["run_s"] / (S * steps * B) / ((T + N) * N)
+    return {"s_per_sample_unit": per_sample, "s_per_compile": max(total - tm["run_s"], 0.0) / 2}
+
+
+def estimate_seconds(row: dict, cal: dict) -> float:
+    work = row["samples"] * (row["T"] + row["N"]) * row["N"]
+    if row["population"]:
+        work = row["steps"] * row["runs"] * (row["T"] + row["N"]) * row["N"]
+    factor = 3.0 if row["model"] == "softmax" else 1.0
+    return work * factor * cal["s_per_sample_unit"] + row["compiles"] * cal["s_per_compile"]
+
+
+def format_plan(rows: list[dict], cal: dict | None) -> str:
+    lines = [f"{'study':<11} {'spec':<22} {'runs':>5} {'N':>3} {'T':>5} {'Q':>2} {'steps':>7} "
+             f"{'samples':>10}" + ("  est. s" if cal else "")]
+    tot_s, tot_n, tot_r = 0.0, 0, 0
+    for r in rows:
+        e = estimate_seconds(r, cal) if cal else 0.0
+        tot_s, tot_n, tot_r = tot_s + e, tot_n + r["samples"], tot_r + r["runs"]
+        lines.append(f"{r['study']:<11} {r['spec'][:22]:<22} {r['runs']:>5} {r['N']:>3} "
+                     f"{r['T']:>5} {r['Q']:>2} {r['steps']:>7} {r['samples']:>10.3g}"
+                     + (f"  {e:6.0f}" if cal else ""))
+    lines.append(f"{len(rows)} groups, {tot_r} runs, {tot_n:.3g} samples"
+                 + (f", about {tot_s:.0f} s on this machine (calibrated: "
+                    f"{cal['s_per_compile']:.1f} s per compile)" if cal else ""))
+    return "\n".join(lines)
+
+
+def run_studies(mode: str, out, only: list[str] | None = None, *,
+                log: Callable[[str], None] = print, quiet: bool = False,
+                overwrite: bool = False) -> dict[str, float]:
+    """Run (or resume, or reuse) each study's specs into ``out/<study>``; seconds per study."""
+    from scbjax.executor import Job, Log, execute
+
+    names = _select(only)
+    out = Path(out)
+    specs = {n: study_specs(n, mode) for n in names}
+    for n, ss in specs.items():
+        for sname, sp in ss.items():
+            sp.validate(f"{n}.{sname}")
+    check_out(out, mode, overwrite)
+    job = Job(sum(sp.samples() for ss in specs.values() for sp in ss.values()))
+    elog = Log(quiet)
+    times = {}
+    for n in names:
+        t0 = time.perf_counter()
+        log(f"[{n}] {len(specs[n])} groups ({mode})")
+        execute(specs[n], out / n, log=elog, job=job, tag=f"{n}/")
+        times[n] = time.perf_counter() - t0
+        log(f"[{n}] done in {times[n]:.1f}s")
     return times
 
 
+def load_results(name: str, mode: str, out):
+    """The study's saved ``RunSet`` (hashes checked against its specs in ``mode``)."""
+    from scbjax.executor import load
+
+    return load(study_specs(name, mode), Path(out) / name)
+
+
+def stored_mode(out) -> str:
+    p = Path(out) / JOB_FILE
+    try:
+        mode = json.loads(p.read_text()).get("mode")
+    except FileNotFoundError:
+        raise ConfigError(str(out), f"no {JOB_FILE}: not a `scbjax reproduce` output") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError) as e:
+        raise ConfigError(str(p), f"unreadable ({e})") from None
+    if mode not in MODES:
+        raise ConfigError(str(p), f"unknown mode {mode!r}")
+    return mode
+
+
 def plot_studies(out, figures_dir, only: list[str] | None = None,
-                 log: Callable[[str], None] = print) -> list[Path]:
+                 log: Callable[[str], None] = print, mode: str | None = None) -> list[Path]:
     """Regenerate every figure (PNG and PDF) from the saved results under ``out``."""
     from scbjax import plots
 
     out, paths = Path(out), []
+    mode = mode or stored_mode(out)
     for name in _select(only):
         study = load_study(name)
-        if not (out / name / "DONE").exists():
-            raise ConfigError("results", f"no finished results for study {name!r} in {out}")
+        rs = load_results(name, mode, out)
         with plots.style():
-            figs = study.figures(out / name)
+            figs = study.figures(rs, study.MODES[mode])
         missing = set(study.FIGURES) - set(figs)
         if missing:
             raise RuntimeError(f"study {name} did not draw {sorted(missing)}")
@@ -122,13 +233,21 @@ def plot_studies(out, figures_dir, only: list[str] | None = None,
     return paths
 
 
-def check_claims(out, only: list[str] | None = None) -> list[Claim]:
-    """Every study's claim checks on the saved results; also written to ``out/claims.json``."""
+def check_claims(out, only: list[str] | None = None, mode: str | None = None) -> list[Claim]:
+    """Every study's claim checks on the saved results; ``out/claims.json`` is written when
+    every study was checked (a partial check leaves it alone)."""
     out, claims = Path(out), []
-    for name in _select(only):
+    mode = mode or stored_mode(out)
+    names = _select(only)
+    for name in names:
+        st = load_study(name)
         claims += [dataclasses.replace(c, study=name)
-                   for c in load_study(name).claims(out / name)]
-    (out / CLAIMS_FILE).write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=2))
+                   for c in st.claims(load_results(name, mode, out), st.MODES[mode])]
+    if set(names) == set(STUDIES):
+        from scbjax.results import _atomic_write
+
+        text = json.dumps([dataclasses.asdict(c) for c in claims], indent=2).encode()
+        _atomic_write(out / CLAIMS_FILE, lambda f: f.write(text))
     return claims
 
 
