@@ -26,6 +26,7 @@ from scbjax.task import Task, TaskConfig, make_task
 Array = jax.Array
 OPTIMIZERS = ("ppd", "sgd", "adam")
 METRICS = ("dist_V", "dist_A", "rel_dist_V", "rel_dist_A", "corr_V", "corr_A", "excess_loss",
+           "support_rate", "off_support_mass", "off_support_dist", "zeros_A",
            "batch_loss")
 
 
