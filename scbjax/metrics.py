@@ -1,4 +1,8 @@
-"""Distances, correlations and stage lengths (spec "Measurements", [recon] definitions)."""
+"""Distances, correlations, support recovery and stage lengths (spec "Measurements", [recon]).
+
+Support of column k: the positions t with ``q[t, k] > 0`` (Q_k of them; exact zeros of q are off
+the support). Support metrics read the attention matrix (``attention(params.A, model)``).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +44,38 @@ def corr_A(A: Array, q: Array) -> Array:
     return cosine(center_rows(A), center_rows(q))
 
 
+def col_ranks(M_TxN: Array) -> Array:
+    """Rank of each entry within its column by descending value (0 = largest); ties go to the
+    lower index first (stable sort; -0.0 ranks as 0.0)."""
+    order_TxN = jnp.argsort(-M_TxN, axis=0, stable=True)
+    return jnp.argsort(order_TxN, axis=0, stable=True)
+
+
+def support_recovered(A_TxN: Array, q_TxN: Array) -> Array:
+    """Per column (bool N): the top-Q_k entries of A's column k, Q_k = #{t: q[t, k] > 0}, are
+    exactly q's support, i.e. for every t: (rank[t, k] < Q_k) == (q[t, k] > 0). Ties in A are
+    broken by index order (see ``col_ranks``)."""
+    supp_TxN = q_TxN > 0
+    Q_N = jnp.sum(supp_TxN, axis=0)
+    top_TxN = col_ranks(A_TxN) < Q_N[None, :]
+    return jnp.all(top_TxN == supp_TxN, axis=0)
+
+
+def support_metrics(A_TxN: Array, q_TxN: Array) -> dict[str, Array]:
+    """``support_rate``: fraction of columns whose top-Q_k entries are q's support;
+    ``off_support_mass``: sum of |A| off q's support, divided by N (mean per column);
+    ``off_support_dist``: ||A off the support||_F (so ||A - q||_F^2 = on^2 + off^2);
+    ``zeros_A``: fraction of entries of A exactly 0.0."""
+    off_TxN = jnp.where(q_TxN > 0, jnp.zeros_like(A_TxN), A_TxN)
+    N = A_TxN.shape[1]
+    return {
+        "support_rate": jnp.mean(support_recovered(A_TxN, q_TxN).astype(A_TxN.dtype)),
+        "off_support_mass": jnp.sum(jnp.abs(off_TxN)) / N,
+        "off_support_dist": jnp.linalg.norm(off_TxN),
+        "zeros_A": jnp.mean((A_TxN == 0.0).astype(A_TxN.dtype)),
+    }
+
+
 def measure(params: Params, task: Task, model: str = "linear") -> dict[str, Array]:
     """All per-log-point metrics of a parameter state against the task's ground truth."""
     A = attention(params.A, model)
@@ -53,6 +89,7 @@ def measure(params: Params, task: Task, model: str = "linear") -> dict[str, Arra
         "corr_V": corr_V(params.V, task.P),
         "corr_A": corr_A(A, task.q),
         "excess_loss": excess_loss(params, task, model),
+        **support_metrics(A, task.q),
     }
 
 

@@ -8,6 +8,21 @@ Each step of ``ppd`` [paper: name; recon: details]:
   4. ``project``: each column of V and of A onto {1^T v = 1} (or the simplex, or nothing).
 Steps 3 and 4 may be swapped (``order="project_prox"``). All transforms act on ``Params``.
 
+The l1 step on A, ``ppd(prox=...)`` [recon], t = eta_A * lambda, z a column after step 2:
+  - "soft" (default): soft_threshold(z, t), then the projection: the l1 prox and the projection
+    applied one after the other, a splitting of the prox of t||a||_1 + indicator{1^T a = 1}
+    (the affine shift afterwards moves the zeros off 0 again).
+  - "affine_exact": that joint prox, argmin_a 0.5||a - z||^2 + t||a||_1 s.t. 1^T a = 1. KKT:
+    a - z + t s + nu 1 = 0 with s in d||a||_1, so a = soft_threshold(z - nu, t) with nu the root
+    of sum_t soft_threshold(z - nu, t) = 1 (piecewise linear, non-increasing in nu, kinks at
+    z +- t): found exactly by sorting the 2T kinks (``prox_l1_affine``). Zeros stay exact zeros;
+    no separate projection of A (only ``projection_A="affine"`` is allowed).
+  - "precond": the proximal step in the preconditioner's metric ||X||_mu^2 = sum_k mu_k ||x_k||^2
+    (the metric in which step 1 is a gradient step): column k is soft-thresholded by t / mu_k,
+    then projected (the column-wise projection is the same in that metric, mu_k being constant
+    on a column). mu is the true mu or the same running estimate as step 1 (``prox_l1_mu``).
+  - "none": no l1 step (lambda ignored): projected preconditioned gradient descent.
+
 Hyperparameters are injected: a chain is built once per run, and each ``update`` may pass the
 values in force at that step as extra arguments (``lr_V=``, ``lr_A=``, ``lam=``, ``mu=``), which
 override the factory's values. So a phase schedule with traced per-run values needs no
@@ -28,10 +43,15 @@ Array = jax.Array
 
 PROJECTIONS = ("affine", "simplex", "none")
 ORDERS = ("prox_project", "project_prox")
+PROXES = ("soft", "affine_exact", "precond", "none")
 
 
 class MuState(NamedTuple):
     counts: Array  # N: pseudo-counts plus the tokens seen so far
+
+
+def _mu_init(N: int, prior: float) -> MuState:
+    return MuState(counts=jnp.full((N,), prior, jnp.float32))
 
 
 def _hp(extra: dict, name: str, default):
@@ -45,6 +65,25 @@ def _hp(extra: dict, name: str, default):
     return v
 
 
+def _threshold(threshold, extra: dict):
+    """The l1 threshold: the factory's, or the injected ``lr_A * lam``."""
+    if threshold is not None:
+        return threshold
+    return _hp(extra, "lr_A", None) * _hp(extra, "lam", None)
+
+
+def _mu_step(mu: Array | None, state: MuState, token_counts, who: str, estimate: bool,
+             extra: dict) -> tuple[Array, MuState]:
+    """(mu for this step, new state): the given or injected mu, or (``estimate``) (prior +
+    all counts so far) / total."""
+    if not estimate:
+        return _hp(extra, "mu", mu), state
+    if token_counts is None:
+        raise ValueError(f"{who}(mu=None) needs token_counts= each step")
+    counts = state.counts + token_counts
+    return counts / counts.sum(), MuState(counts=counts)
+
+
 def scale_by_inverse_mu(N: int, mu: Array | None = None, prior: float = 1.0,
                         estimate: bool | None = None) -> optax.GradientTransformationExtraArgs:
     """Precondition by diag(mu)^-1 on the token-query columns. ``estimate`` (default: ``mu is
@@ -54,19 +93,13 @@ def scale_by_inverse_mu(N: int, mu: Array | None = None, prior: float = 1.0,
 
     def init_fn(params):
         del params
-        return MuState(counts=jnp.full((N,), prior, jnp.float32))
+        return _mu_init(N, prior)
 
     def update_fn(updates: Params, state: MuState, params=None, *, token_counts=None, **extra):
         del params
-        if est:
-            if token_counts is None:
-                raise ValueError("scale_by_inverse_mu(mu=None) needs token_counts= each step")
-            counts = state.counts + token_counts
-            m = counts / counts.sum()
-        else:
-            counts, m = state.counts, _hp(extra, "mu", mu)
+        m, state = _mu_step(mu, state, token_counts, "scale_by_inverse_mu", est, extra)
         inv = (1.0 / m)[None, :]
-        return Params(V=updates.V * inv, A=updates.A * inv), MuState(counts=counts)
+        return Params(V=updates.V * inv, A=updates.A * inv), state
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -91,9 +124,76 @@ def prox_l1(threshold=None) -> optax.GradientTransformationExtraArgs:
     factory threshold it is the injected ``lr_A * lam``."""
 
     def update_fn(updates: Params, state, params: Params, **extra):
-        t = threshold if threshold is not None else _hp(extra, "lr_A", None) * _hp(
-            extra, "lam", None)
-        A_new = soft_threshold(params.A + updates.A, t)
+        A_new = soft_threshold(params.A + updates.A, _threshold(threshold, extra))
+        return Params(V=updates.V, A=A_new - params.A), state
+
+    return optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update_fn)
+
+
+def prox_l1_mu(N: int, threshold=None, mu: Array | None = None, prior: float = 1.0,
+               estimate: bool | None = None) -> optax.GradientTransformationExtraArgs:
+    """Like ``prox_l1`` with column k thresholded by ``threshold / mu_k`` ("precond"). mu: the
+    given one, or (``mu=None``) the running estimate of ``scale_by_inverse_mu`` from the same
+    ``token_counts=`` and ``prior`` (a copy of its counts is kept in this transform's state)."""
+
+    est = mu is None if estimate is None else estimate
+
+    def init_fn(params):
+        del params
+        return _mu_init(N, prior)
+
+    def update_fn(updates: Params, state: MuState, params: Params, *, token_counts=None,
+                  **extra):
+        m, state = _mu_step(mu, state, token_counts, "prox_l1_mu", est, extra)
+        A_new = soft_threshold(params.A + updates.A, _threshold(threshold, extra) / m[None, :])
+        return Params(V=updates.V, A=A_new - params.A), state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def prox_l1_affine_cols(Z_TxN: Array, t) -> Array:
+    """Exact prox of t||a||_1 + indicator{1^T a = 1} on each column a of Z: the minimiser of
+    0.5||a - z||^2 + t||a||_1 s.t. 1^T a = 1, i.e. soft_threshold(z - nu, t) with the shift nu
+    solving f(nu) = sum soft_threshold(z - nu, t) = 1 (t >= 0, scalar or a 1 x N row).
+
+    f is piecewise linear with kinks at z - t (slope +1 there) and z + t (slope -1), slope -T
+    left of all kinks. Sorting the 2T kinks gives f at each (a cumulative sum), the segment where
+    f crosses 1, and nu there; nu is then recomputed from that segment's active entries
+    (nu = (sum_{z-t>nu} (z - t) + sum_{z+t<nu} (z + t) - 1) / #active) for float32 accuracy.
+    """
+    T = Z_TxN.shape[0]
+    dt = Z_TxN.dtype
+    u_TxN, l_TxN = Z_TxN - t, Z_TxN + t
+    b_2TxN = jnp.concatenate([u_TxN, l_TxN], axis=0)
+    d_2T = jnp.concatenate([jnp.ones((T,), dt), -jnp.ones((T,), dt)])
+    order_2TxN = jnp.argsort(b_2TxN, axis=0)
+    b_2TxN = jnp.take_along_axis(b_2TxN, order_2TxN, axis=0)
+    slope_2TxN = jnp.cumsum(d_2T[order_2TxN], axis=0) - T  # slope of f right of each kink
+    f0_N = jnp.sum(u_TxN, axis=0) - T * b_2TxN[0]  # f at the first kink
+    steps_2TxN = slope_2TxN[:-1] * jnp.diff(b_2TxN, axis=0)
+    f_2TxN = jnp.concatenate([f0_N[None], f0_N[None] + jnp.cumsum(steps_2TxN, axis=0)], axis=0)
+    j_N = jnp.sum(f_2TxN >= 1.0, axis=0)  # kinks left of the root
+    i_N = jnp.maximum(j_N - 1, 0)[None, :]
+    b_N = jnp.take_along_axis(b_2TxN, i_N, axis=0)[0]
+    f_N = jnp.take_along_axis(f_2TxN, i_N, axis=0)[0]
+    s_N = jnp.take_along_axis(slope_2TxN, i_N, axis=0)[0]
+    nu_N = jnp.where(j_N > 0, b_N + (f_N - 1.0) / jnp.maximum(-s_N, 1.0),
+                     (jnp.sum(u_TxN, axis=0) - 1.0) / T)  # root left of all kinks: slope -T
+    # refine: the same linear piece, summed directly
+    pos_TxN, neg_TxN = u_TxN > nu_N[None, :], l_TxN < nu_N[None, :]
+    n_N = jnp.sum(pos_TxN, axis=0) + jnp.sum(neg_TxN, axis=0)
+    tot_N = jnp.sum(jnp.where(pos_TxN, u_TxN, 0.0), axis=0) + jnp.sum(
+        jnp.where(neg_TxN, l_TxN, 0.0), axis=0)
+    nu_N = jnp.where(n_N > 0, (tot_N - 1.0) / jnp.maximum(n_N, 1).astype(dt), nu_N)
+    return soft_threshold(Z_TxN - nu_N[None, :], t)
+
+
+def prox_l1_affine(threshold=None) -> optax.GradientTransformationExtraArgs:
+    """Replace the step on A so that A_new = prox_l1_affine_cols(A + u_A, threshold)
+    ("affine_exact": l1 prox and affine projection of A in one exact step)."""
+
+    def update_fn(updates: Params, state, params: Params, **extra):
+        A_new = prox_l1_affine_cols(params.A + updates.A, _threshold(threshold, extra))
         return Params(V=updates.V, A=A_new - params.A), state
 
     return optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update_fn)
@@ -136,16 +236,29 @@ def project(kind_V: str = "affine",
 
 def ppd(N: int, lr_V=None, lr_A=None, lam=None, mu: Array | None = None,
         projection_V: str = "affine", projection_A: str = "affine", order: str = "prox_project",
-        mu_prior: float = 1.0, estimate: bool | None = None
+        mu_prior: float = 1.0, prox: str = "soft", estimate: bool | None = None
         ) -> optax.GradientTransformationExtraArgs:
-    """Preconditioned projected proximal descent (the paper's method). Hyperparameters left
-    None are injected at each update (``lr_V=``, ``lr_A=``, ``lam=``, ``mu=``)."""
+    """Preconditioned projected proximal descent (the paper's method); ``prox`` picks the l1
+    step on A (``PROXES``, see the module docstring). ``order`` has no effect with
+    "affine_exact" and "none" (one step on A). Hyperparameters left None are injected at each
+    update (``lr_V=``, ``lr_A=``, ``lam=``, ``mu=``); ``estimate`` (default ``mu is None``)
+    uses the running mu estimate."""
+    if prox not in PROXES:
+        raise ValueError(f"prox: must be one of {PROXES}, got {prox!r}")
+    if prox == "affine_exact" and projection_A != "affine":
+        raise ValueError(f"prox='affine_exact' is the exact prox on {{1^T a = 1}}: it needs "
+                         f"projection_A='affine', got {projection_A!r}")
     thr = None if lr_A is None or lam is None else lr_A * lam
-    tail = [prox_l1(thr), project(projection_V, projection_A)]
+    head = [scale_by_inverse_mu(N, mu, mu_prior, estimate), scale_by_lr(lr_V, lr_A)]
+    if prox == "affine_exact":
+        return optax.chain(*head, prox_l1_affine(thr), project(projection_V, "none"))
+    if prox == "none":
+        return optax.chain(*head, project(projection_V, projection_A))
+    l1 = (prox_l1_mu(N, thr, mu, mu_prior, estimate) if prox == "precond" else prox_l1(thr))
+    tail = [l1, project(projection_V, projection_A)]
     if order == "project_prox":
         tail = tail[::-1]
-    return optax.chain(scale_by_inverse_mu(N, mu, mu_prior, estimate), scale_by_lr(lr_V, lr_A),
-                       *tail)
+    return optax.chain(*head, *tail)
 
 
 def sgd(lr_V=None, lr_A=None) -> optax.GradientTransformationExtraArgs:

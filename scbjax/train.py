@@ -26,6 +26,7 @@ from scbjax.task import Task, TaskConfig, make_task
 Array = jax.Array
 OPTIMIZERS = ("ppd", "sgd", "adam")
 METRICS = ("dist_V", "dist_A", "rel_dist_V", "rel_dist_A", "corr_V", "corr_A", "excess_loss",
+           "support_rate", "off_support_mass", "off_support_dist", "zeros_A",
            "batch_loss")
 
 
@@ -48,6 +49,8 @@ class TrainConfig:
     - ``mu``: preconditioner uses the "true" mu or an "estimate" from token counts [recon].
     - ``projection_V`` / ``projection_A``: "affine" ({1^T v = 1}), "simplex" or "none" [recon].
     - ``order``: "prox_project" (soft-threshold, then project) or "project_prox" [recon].
+    - ``prox``: the l1 step on A: "soft", "affine_exact", "precond" or "none" [recon] (see
+      ``scbjax.optim``).
     - ``init``: "uniform" (V = 11^T/N, A = 11^T/T) or "random" (scale ``init_scale``).
     - ``model``: "linear" or "softmax" (A holds attention logits); ``loss``: "mse" or "ce".
     - ``population``: step with the exact population gradient instead of a sampled batch.
@@ -63,6 +66,7 @@ class TrainConfig:
     projection_V: Literal["affine", "simplex", "none"] = "affine"
     projection_A: Literal["affine", "simplex", "none"] = "affine"
     order: Literal["prox_project", "project_prox"] = "prox_project"
+    prox: Literal["soft", "affine_exact", "precond", "none"] = "soft"
     init: Literal["uniform", "random"] = "uniform"
     init_scale: float = 0.5
     log_every: int = 50
@@ -85,7 +89,7 @@ class TrainConfig:
                     f"l1 weight must be a finite number >= 0, got {ph.lam!r}")
         choices = {"optimizer": OPTIMIZERS, "model": ("linear", "softmax"), "loss": ("mse", "ce"),
                    "mu": ("true", "estimate"), "projection_V": optim.PROJECTIONS,
-                   "projection_A": optim.PROJECTIONS, "order": optim.ORDERS,
+                   "projection_A": optim.PROJECTIONS, "order": optim.ORDERS, "prox": optim.PROXES,
                    "init": ("uniform", "random")}
         for name, allowed in choices.items():
             v = getattr(self, name)
@@ -96,6 +100,8 @@ class TrainConfig:
                 f"must be a finite number > 0, got {self.mu_prior!r}")
         require(is_finite(self.init_scale) and 0 <= self.init_scale <= 1, "init_scale",
                 f"must be in [0, 1], got {self.init_scale!r}")
+        require(not (self.prox == "affine_exact" and self.projection_A != "affine"), "prox",
+                "affine_exact is the exact prox on {1^T a = 1}: it needs projection_A affine")
         require(not (self.population and self.loss != "mse"), "loss",
                 "population mode has the closed form of the MSE loss only")
         return self
@@ -157,7 +163,7 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs
         estimate = config.mu == "estimate" and not config.population
         return optim.ppd(config.task.N, projection_V=config.projection_V,
                          projection_A=config.projection_A, order=config.order,
-                         mu_prior=config.mu_prior, estimate=estimate)
+                         mu_prior=config.mu_prior, estimate=estimate, prox=config.prox)
     if config.optimizer == "sgd":
         return optim.sgd()
     return optim.adam()
