@@ -37,14 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
-
 import numpy as np
 
 from scbjax import plots
 from scbjax.metrics import stage1_length
-from scbjax.reproduce import Claim, fmt, train_and_save
-from scbjax.results import load_run
+from scbjax.reproduce import Claim, fmt
+from scbjax.runs import RunSpec, grid
 from scbjax.task import TaskConfig
 from scbjax.train import Phase, TrainConfig
 
@@ -79,7 +77,7 @@ class Settings:
     log_every: int = 2
 
 
-SETTINGS = {
+MODES = {
     "tiny": Settings(N=4, Ts=(8, 16), fig_T=16, seeds=2, phases=((60, 8, 0.05, 0.03),),
                      log_every=4),
     "quick": Settings(),
@@ -99,27 +97,17 @@ def _hp_text(st: Settings) -> str:
     return "; ".join(f"{n} steps B={B} lr={lr} lambda={lam}" for n, B, lr, lam in st.phases)
 
 
-def run(mode: str, out: Path) -> None:
-    st = SETTINGS[mode]
-    seeds = np.arange(st.seeds)
-    for T in st.Ts:
-        cfg = _config(st, T)
-        train_and_save(cfg, seeds, out / f"T{T}", extra={"settings": dataclasses.asdict(st)})
+def runs(st: Settings) -> dict[str, RunSpec]:
+    """One spec per T ("T<T>"), the same seeds and schedule."""
+    return {f"T{T}": RunSpec(_config(st, T), grid(range(st.seeds), {"T": T})) for T in st.Ts}
 
 
 # --- analysis (saved results only) ------------------------------------------------------------
 
 
-def _settings(meta: dict) -> Settings:
-    d = meta["settings"]
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    d["phases"] = tuple(tuple(p) for p in d["phases"])
-    return Settings(**d)
-
-
-def stage_lengths(a: dict) -> tuple[np.ndarray, np.ndarray]:
+def stage_lengths(a) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed (stage-1, stage-2) lengths in samples; nan where the threshold is never reached."""
-    x = a["samples"]
+    x = a.samples_L
     cv, ex = a["metrics/corr_V"], a["metrics/excess_loss"]
     s1, s2 = np.full(cv.shape[0], np.nan), np.full(cv.shape[0], np.nan)
     for i in range(cv.shape[0]):
@@ -157,26 +145,21 @@ def fit_exponent(T_n: np.ndarray, y_n: np.ndarray) -> dict:
     return {"a": a, "b": b, "lo": b - h, "hi": b + h, "n": n}
 
 
-def _analyse(out: Path) -> dict:
-    metas = sorted(out.glob("T*/run.json"))
-    runs = {}
-    for m in metas:
-        a, meta = load_run(m.parent)
-        runs[meta["config"].task.T] = a
-        st = _settings(meta)
+def _analyse(rs, st: Settings) -> dict:
+    runs = {T: rs[f"T{T}"] for T in st.Ts}
     Ts = np.asarray(sorted(runs))
     L = {T: stage_lengths(runs[T]) for T in Ts}
     T_n = np.concatenate([np.full(L[T][0].size, T) for T in Ts]).astype(float)
     f1 = fit_exponent(T_n, np.concatenate([L[T][0] for T in Ts]))
     f2 = fit_exponent(T_n, np.concatenate([L[T][1] for T in Ts]))
-    return {"st": st, "runs": runs, "Ts": Ts, "L": L, "f1": f1, "f2": f2}
+    return {"runs": runs, "Ts": Ts, "L": L, "f1": f1, "f2": f2}
 
 
-def figures(out: Path) -> dict:
-    r = _analyse(out)
-    st, runs = r["st"], r["runs"]
+def figures(rs, st: Settings) -> dict:
+    r = _analyse(rs, st)
+    runs = r["runs"]
     a = runs[st.fig_T]
-    x = a["samples"]
+    x = a.samples_L
     s1_med = float(np.nanmedian(r["L"][st.fig_T][0])) if np.isfinite(r["L"][st.fig_T][0]).any() \
         else np.nan
     fig1, ax = plots.new_figure(1, 3, height=3.0)
@@ -204,7 +187,7 @@ def figures(out: Path) -> dict:
             hl.setdefault(lab, h)
     fig1.legend(list(hl.values()), list(hl.keys()), loc="outside lower center", ncol=4)
     fig1.suptitle(f"Two-stage dynamics from the uniform start (ppd; N={st.N}, T={st.fig_T}, "
-                  f"Q={st.Q}; {a['seeds'].size} seeds)\n{_hp_text(st)}")
+                  f"Q={st.Q}; {len(a)} seeds)\n{_hp_text(st)}")
 
     fig2, ax2 = plots.new_figure(1, 1, width=plots.COLUMN_W, height=2.8)
     g = ax2[0, 0]
@@ -230,12 +213,12 @@ def figures(out: Path) -> dict:
     return {"fig1_two_stage": fig1, "fig2_stage_lengths": fig2}
 
 
-def claims(out: Path) -> list[Claim]:
-    r = _analyse(out)
-    st, Ts, L = r["st"], r["Ts"], r["L"]
+def claims(rs, st: Settings) -> list[Claim]:
+    r = _analyse(rs, st)
+    Ts, L = r["Ts"], r["L"]
     # 1a
     a = r["runs"][st.fig_T]
-    x, cv = a["samples"], np.median(a["metrics/corr_V"], 0)
+    x, cv = a.samples_L, np.median(a["metrics/corr_V"], 0)
     s1 = L[st.fig_T][0]
     S1 = float(np.nanmedian(s1)) if np.isfinite(s1).any() else np.nan
     if np.isfinite(S1):

@@ -54,7 +54,8 @@ class Runs:
     def label(self, name: str) -> np.ndarray:
         """The values of label ``name`` per run."""
         if name not in self.label_names:
-            raise KeyError(f"{self.name}: no label {name!r} (labels: {', '.join(self.label_names)})")
+            raise KeyError(f"{self.name}: no label {name!r} (labels: "
+                           f"{', '.join(self.label_names)})")
         return self.arrays[f"labels/{name}"]
 
     def values(self, name: str) -> list:

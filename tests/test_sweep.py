@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import scbjax as s
 from scbjax.cli import main
 from scbjax.errors import ConfigError
-from scbjax.sweep import groups, load_table, run_sweep, spec_from_dict
+from scbjax.sweep import groups, load_table, run_sweep, spec_from_dict, specs
 from scbjax.train import (RunSettings, default_settings, intervals, make_stepper, make_train,
                           permute_index)
 
@@ -154,11 +154,12 @@ def test_grouping_static_axes_compile_once_per_shape():
     assert len(gs) == 8
     online = [g for g in gs if g.max_dataset == 0]
     fixed = [g for g in gs if g.max_dataset > 0]
-    assert all(len(g.rows) == 2 * 2 * 2 * 2 for g in online)      # lr x lam x batch x seeds
-    assert all(len(g.rows) == 2 * 2 * 2 * 2 * 2 for g in fixed)   # ... x 2 dataset sizes
+    assert all(len(g.runs) == 2 * 2 * 2 * 2 for g in online)      # lr x lam x batch x seeds
+    assert all(len(g.runs) == 2 * 2 * 2 * 2 * 2 for g in fixed)   # ... x 2 dataset sizes
     assert all(g.max_dataset == 16 and g.max_batch() == [4] and g.masked() == [True]
                for g in fixed)
     assert len({g.key() for g in gs}) == 8
+    assert "sgd_N4_T7_Q2_fixed" in specs(sp)
 
 
 def test_diverging_run_is_flagged_excluded_and_others_finish(tmp_path):
@@ -284,7 +285,7 @@ def test_killed_sweep_resumes_to_the_same_results(reference, tmp_path):
     # a third run skips every finished group
     r = subprocess.run(sweep_cmd(spec, out), env=env(1), capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0 and r.stderr.count("finished earlier, skipped") == 2
+    assert r.returncode == 0 and r.stderr.count("finished earlier, reused") == 2
 
 
 def test_sweep_cli_end_to_end(tmp_path, capsys):
