@@ -195,8 +195,8 @@ def check_tasks(task: Task, where: str = "task", mu_floor: float = MU_FLOOR) -> 
             bad.append((r, what + " (the chain is reducible)", fix))
         elif mu[r].min() <= mu_floor:
             i = int(np.argmin(mu[r]))
-            what = (f"the stationary distribution mu has a zero entry (token {i}: "
-                    f"mu = {mu[r, i]:.3g}; that token is never sampled)")
+            what = ("the stationary distribution mu has a zero entry "
+                    f"(token {i}: mu = {mu[r, i]:.3g})")
             bad.append((r, what, fix))
         else:
             res = float(np.abs(P[r] @ mu[r] - mu[r]).max())
@@ -209,9 +209,8 @@ def check_tasks(task: Task, where: str = "task", mu_floor: float = MU_FLOOR) -> 
     r, what, how = bad[0]
     if batched:
         runs = [b[0] for b in bad]
-        more = f"; {len(runs)} of {P.shape[0]} runs are bad: {_list(runs)}" if len(runs) > 1 \
-            else ""
-        what = f"{what} (run {r}{more})"
+        more = f" ({len(runs)} of {P.shape[0]} runs bad: {_list(runs)})" if len(runs) > 1 else ""
+        what = f"{what} in run {r}{more}"
     raise ConfigError(where, f"{what}: {how}")
 
 
