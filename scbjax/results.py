@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from scbjax.fileio import atomic_write, load_json, load_npz
 from scbjax.task import TaskConfig
 from scbjax.train import Hparams, Phase, TrainConfig, TrainResult, log_schedule
 
@@ -80,18 +79,7 @@ def to_arrays(result: TrainResult, config: TrainConfig, seeds, hparams: Hparams)
     return arrays
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_write = atomic_write  # moved to scbjax.fileio; kept for existing callers
 
 
 def save_run(out_dir, arrays: dict, config: TrainConfig, timings: dict | None = None,
@@ -115,10 +103,10 @@ def _jsonable(x):
 
 
 def load_run(run_dir) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, sidecar) of a saved run; ``sidecar['config']`` as a TrainConfig."""
+    """(arrays, sidecar) of a saved run; ``sidecar['config']`` as a TrainConfig. A missing,
+    truncated or corrupt file raises ConfigError naming it."""
     run = Path(run_dir)
-    with np.load(run / ARRAYS) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads((run / SIDECAR).read_text())
+    arrays = load_npz(run / ARRAYS)
+    meta = load_json(run / SIDECAR)
     meta["config"] = config_from_dict(meta["config"])
     return arrays, meta

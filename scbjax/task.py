@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scbjax.errors import ConfigError, is_finite, is_int, require
+from scbjax import fields
+from scbjax.errors import ConfigError, require
+from scbjax.fields import field
 
 Array = jax.Array
 
@@ -47,30 +49,30 @@ class TaskConfig:
       weights from Dirichlet(``beta``).
     """
 
-    N: int = 8
-    T: int = 16
-    Q: int = 2
-    alpha: float = 1.0
-    mix: float = 0.1
-    q_weights: Literal["uniform", "dirichlet"] = "uniform"
-    beta: float = 1.0
+    N: int = field(8, "vocabulary size (>= 2)")
+    T: int = field(16, "context length (>= 1)")
+    Q: int = field(2, "sparsity: positions per query token (1..T)")
+    alpha: float = field(1.0, "Dirichlet concentration of the columns of P (smaller = sparser "
+                         "transitions)")
+    mix: float = field(0.1, "weight of the uniform matrix mixed into P (keeps mu > 0)")
+    q_weights: Literal["uniform", "dirichlet"] = field(
+        "uniform", "weights of q(k) on its Q support positions: 1/Q each, or Dirichlet(beta)")
+    beta: float = field(1.0, "Dirichlet concentration of the q weights (q_weights=dirichlet)")
 
-    def validate(self) -> "TaskConfig":
-        for name in ("N", "T", "Q"):
-            v = getattr(self, name)
-            require(is_int(v), name, f"must be an integer, got {v!r}")
-        require(self.N >= 2, "N", f"vocabulary size must be >= 2, got {self.N}")
-        require(self.T >= 1, "T", f"context length must be >= 1, got {self.T}")
-        require(self.Q >= 1, "Q", f"sparsity must be >= 1, got {self.Q}")
-        require(self.Q <= self.T, "Q", f"sparsity must be <= T = {self.T}, got {self.Q}")
-        require(is_finite(self.alpha) and self.alpha > 0, "alpha",
-                f"must be a finite number > 0, got {self.alpha}")
-        require(is_finite(self.mix) and 0.0 <= self.mix <= 1.0, "mix",
-                f"must be in [0, 1], got {self.mix}")
-        require(self.q_weights in ("uniform", "dirichlet"), "q_weights",
-                f"must be 'uniform' or 'dirichlet', got {self.q_weights!r}")
-        require(is_finite(self.beta) and self.beta > 0, "beta",
-                f"must be a finite number > 0, got {self.beta}")
+    def validate(self, where: str = "") -> TaskConfig:
+        """Type-check every field, then the ranges; ConfigError names ``where`` + the field."""
+        fields.check(self, where)
+
+        def f(name: str) -> str:
+            return f"{where}.{name}" if where else name
+
+        require(self.N >= 2, f("N"), f"vocabulary size must be >= 2, got {self.N}")
+        require(self.T >= 1, f("T"), f"context length must be >= 1, got {self.T}")
+        require(self.Q >= 1, f("Q"), f"sparsity must be >= 1, got {self.Q}")
+        require(self.Q <= self.T, f("Q"), f"sparsity must be <= T = {self.T}, got {self.Q}")
+        require(self.alpha > 0, f("alpha"), f"must be a finite number > 0, got {self.alpha}")
+        require(0.0 <= self.mix <= 1.0, f("mix"), f"must be in [0, 1], got {self.mix}")
+        require(self.beta > 0, f("beta"), f"must be a finite number > 0, got {self.beta}")
         return self
 
 
@@ -86,7 +88,9 @@ def stationary(P_NxN: Array) -> Array:
 
 def make_task(key: Array, cfg: TaskConfig | None = None, **kw) -> Task:
     """Random SCB instance. ``make_task(key, N=8, T=16, Q=2)`` or with a ``TaskConfig``."""
-    cfg = dataclasses.replace(cfg or TaskConfig(), **kw).validate()
+    if cfg is not None and not isinstance(cfg, TaskConfig):
+        raise ConfigError("task", f"must be a TaskConfig, got {type(cfg).__name__}")
+    cfg = dataclasses.replace(cfg or TaskConfig(), **kw).validate("task")
     N, T, Q = cfg.N, cfg.T, cfg.Q
     kP, kS, kW = jax.random.split(key, 3)
     D_NxN = jax.random.dirichlet(kP, jnp.full((N,), cfg.alpha), shape=(N,)).T  # columns
@@ -104,7 +108,8 @@ def make_task(key: Array, cfg: TaskConfig | None = None, **kw) -> Task:
 
 
 def task_from_arrays(P, q, mu=None, Q: int | None = None, atol: float = 1e-5) -> Task:
-    """Build and validate a Task from user arrays (numpy or jax). mu defaults to stationary(P)."""
+    """Build and validate a Task from user arrays (numpy or jax). mu defaults to the
+    stationary distribution of P (``stationary_np``, float64)."""
     P = _as_matrix(P, "P")
     q = _as_matrix(q, "q")
     N = P.shape[0]
@@ -122,7 +127,7 @@ def task_from_arrays(P, q, mu=None, Q: int | None = None, atol: float = 1e-5) ->
         nnz = int((q > atol).sum(0).max())
         require(nnz <= Q, "q", f"has a column with {nnz} nonzero entries, more than Q = {Q}")
     if mu is None:
-        mu = np.asarray(stationary(jnp.asarray(P)))
+        mu = stationary_np(P)
     mu = _as_matrix(mu, "mu", ndim=1)
     require(mu.shape == (N,), "mu", f"must have shape ({N},), got {mu.shape}")
     require(bool(np.all(mu > 0)), "mu", "has zero or negative entries: every token needs mu > 0")
@@ -145,3 +150,69 @@ def _as_matrix(x, field: str, ndim: int = 2) -> np.ndarray:
 def validate_task(task: Task, Q: int | None = None) -> Task:
     """Check a concrete Task; raises ConfigError naming the field."""
     return task_from_arrays(task.P, task.q, task.mu, Q=Q)
+
+
+def stationary_np(P) -> np.ndarray:
+    """Stationary distribution of a column-stochastic P on the host (float64): the least-squares
+    solution of (P - I) mu = 0, 1^T mu = 1 (exact when unique; a stationary mixture when the
+    chain is reducible, and no NaN for periodic or singular chains)."""
+    P = np.asarray(P, np.float64)
+    N = P.shape[-1]
+    M = np.vstack([P - np.eye(N), np.ones((1, N))])
+    b = np.zeros(N + 1)
+    b[-1] = 1.0
+    mu, *_ = np.linalg.lstsq(M, b, rcond=None)
+    mu[np.abs(mu) < 1e-15] = 0.0
+    return mu / mu.sum()
+
+
+MU_FLOOR = 1e-12  # check_tasks: a token with mu below this is never seen in practice
+STATIONARY_ATOL = 1e-3  # check_tasks: max |P mu - mu| tolerated (float32 solve)
+
+
+def check_tasks(task: Task, where: str = "task", mu_floor: float = MU_FLOOR) -> None:
+    """Check generated task(s) on the host: P, q, mu finite, mu > ``mu_floor`` and P mu = mu.
+
+    ``task`` may be batched (leading run axis). Raises ConfigError(where, ...) saying what is
+    wrong, in which run, and which knobs to change (a Dirichlet draw with small ``alpha`` and
+    ``mix = 0`` can underflow to zeros and make the chain reducible)."""
+    P = np.asarray(task.P, np.float64)
+    mu = np.asarray(task.mu, np.float64)
+    q = np.asarray(task.q, np.float64)
+    N, T = P.shape[-1], q.shape[-2]
+    batched = P.ndim > 2
+    P, mu, q = P.reshape(-1, N, N), mu.reshape(-1, N), q.reshape(-1, T, N)
+    fix = "raise mix or alpha (TaskConfig)"
+    bad: list[tuple[int, str, str]] = []
+    for r in range(P.shape[0]):
+        if not np.all(np.isfinite(P[r])):
+            bad.append((r, "the transition matrix P has NaN or infinite entries", fix))
+        elif not np.all(np.isfinite(q[r])):
+            bad.append((r, "the attention target q has NaN or infinite entries",
+                        "raise beta or use q_weights = 'uniform'"))
+        elif not np.all(np.isfinite(mu[r])):
+            what = "the stationary distribution mu has NaN or infinite entries"
+            bad.append((r, what + " (the chain is reducible)", fix))
+        elif mu[r].min() <= mu_floor:
+            i = int(np.argmin(mu[r]))
+            what = ("the stationary distribution mu has a zero entry "
+                    f"(token {i}: mu = {mu[r, i]:.3g})")
+            bad.append((r, what, fix))
+        else:
+            res = float(np.abs(P[r] @ mu[r] - mu[r]).max())
+            if res > STATIONARY_ATOL:
+                what = (f"mu is not stationary for P (max |P mu - mu| = {res:.3g}; "
+                        "the chain is nearly reducible)")
+                bad.append((r, what, fix))
+    if not bad:
+        return
+    r, what, how = bad[0]
+    if batched:
+        runs = [b[0] for b in bad]
+        more = f" ({len(runs)} of {P.shape[0]} runs bad: {_list(runs)})" if len(runs) > 1 else ""
+        what = f"{what} in run {r}{more}"
+    raise ConfigError(where, f"{what}: {how}")
+
+
+def _list(xs: list[int], k: int = 10) -> str:
+    return ", ".join(map(str, xs[:k])) + (", ..." if len(xs) > k else "")

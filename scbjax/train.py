@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from scbjax import optim
-from scbjax.errors import is_finite, is_int, require
+from scbjax import fields, optim
+from scbjax.errors import is_int, require
+from scbjax.fields import field
 from scbjax.losses import batch_loss, population_loss
 from scbjax.metrics import measure
 from scbjax.model import Params, random_params, uniform_params
@@ -34,11 +35,14 @@ METRICS = ("dist_V", "dist_A", "rel_dist_V", "rel_dist_A", "corr_V", "corr_A", "
 class Phase:
     """A stretch of training with its own batch size, learning rates and l1 weight."""
 
-    steps: int
-    batch: int = 8
-    lr_V: float = 0.01
-    lr_A: float = 0.01
-    lam: float = 0.0
+    steps: int = field(help="training steps of the phase (>= 1)")
+    batch: int = field(8, "samples per step (>= 1)")
+    lr_V: float = field(0.01, "learning rate for V (> 0)")
+    lr_A: float = field(0.01, "learning rate for A (> 0)")
+    lam: float = field(0.0, "l1 weight on A (ppd only; >= 0)")
+
+
+MAX_STEPS = 2**31 - 1  # step indices are int32 on the device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,49 +60,60 @@ class TrainConfig:
     - ``population``: step with the exact population gradient instead of a sampled batch.
     """
 
-    task: TaskConfig = TaskConfig()
-    phases: tuple[Phase, ...] = (Phase(steps=1000),)
-    optimizer: Literal["ppd", "sgd", "adam"] = "ppd"
-    model: Literal["linear", "softmax"] = "linear"
-    loss: Literal["mse", "ce"] = "mse"
-    mu: Literal["true", "estimate"] = "true"
-    mu_prior: float = 1.0
-    projection_V: Literal["affine", "simplex", "none"] = "affine"
-    projection_A: Literal["affine", "simplex", "none"] = "affine"
-    order: Literal["prox_project", "project_prox"] = "prox_project"
-    prox: Literal["soft", "affine_exact", "precond", "none"] = "soft"
-    init: Literal["uniform", "random"] = "uniform"
-    init_scale: float = 0.5
-    log_every: int = 50
-    population: bool = False
+    task: TaskConfig = field(TaskConfig(), "the random SCB instance of each seed")  # noqa: RUF009
+    phases: tuple[Phase, ...] = field((Phase(steps=1000),), "training phases, run in order")
+    optimizer: Literal["ppd", "sgd", "adam"] = field(
+        "ppd", "ppd: the paper's preconditioned projected proximal descent; sgd; adam")
+    model: Literal["linear", "softmax"] = field(
+        "linear", "linear attention, or softmax attention over positions")
+    loss: Literal["mse", "ce"] = field("mse", "training loss: squared error or cross-entropy")
+    mu: Literal["true", "estimate"] = field(
+        "true", "preconditioner: true mu or running estimate from token counts [recon]")
+    mu_prior: float = field(1.0, "pseudo-count of each token in the mu estimate (> 0) [recon]")
+    projection_V: Literal["affine", "simplex", "none"] = field(
+        "affine", "projection of the columns of V [recon]")
+    projection_A: Literal["affine", "simplex", "none"] = field(
+        "affine", "projection of the columns of A [recon]")
+    order: Literal["prox_project", "project_prox"] = field(
+        "prox_project", "order of the l1 prox and the projection [recon]")
+    prox: Literal["soft", "affine_exact", "precond", "none"] = field(
+        "soft", "the l1 step on A: soft-threshold then project, the exact prox on {1^T a = 1}, "
+        "a threshold in the preconditioned metric, or none [recon]")
+    init: Literal["uniform", "random"] = field(
+        "uniform", "initialisation: uniform (V = 11^T/N, A = 11^T/T) or random")
+    init_scale: float = field(0.5, "weight of the random part of a random init (in [0, 1])")
+    log_every: int = field(50, "log metrics every k steps (>= 1)")
+    population: bool = field(False, "step with the exact population gradient (no sampling)")
 
-    def validate(self) -> "TrainConfig":
-        self.task.validate()
+    def validate(self) -> TrainConfig:
+        """Type-check every field (``fields.check``), then the ranges; ConfigError names the
+        field: ``task.N``, ``phases[0].lr_V``, ``optimizer``, ..."""
+        fields.check(self)
+        self.task.validate("task")
         require(len(self.phases) >= 1, "phases", "need at least one phase")
         for i, ph in enumerate(self.phases):
             f = f"phases[{i}]."
-            require(is_int(ph.steps) and ph.steps >= 1, f + "steps",
-                    f"must be an integer >= 1, got {ph.steps!r}")
-            require(is_int(ph.batch) and ph.batch >= 1, f + "batch",
+            require(ph.steps >= 1, f + "steps", f"must be an integer >= 1, got {ph.steps!r}")
+            require(ph.batch >= 1, f + "batch",
                     f"batch size must be an integer >= 1, got {ph.batch!r}")
             for name in ("lr_V", "lr_A"):
                 v = getattr(ph, name)
-                require(is_finite(v) and v > 0, f + name,
-                        f"learning rate must be a finite number > 0, got {v!r}")
-            require(is_finite(ph.lam) and ph.lam >= 0, f + "lam",
+                require(v > 0, f + name, f"learning rate must be a finite number > 0, got {v!r}")
+            require(ph.lam >= 0, f + "lam",
                     f"l1 weight must be a finite number >= 0, got {ph.lam!r}")
-        choices = {"optimizer": OPTIMIZERS, "model": ("linear", "softmax"), "loss": ("mse", "ce"),
-                   "mu": ("true", "estimate"), "projection_V": optim.PROJECTIONS,
-                   "projection_A": optim.PROJECTIONS, "order": optim.ORDERS, "prox": optim.PROXES,
-                   "init": ("uniform", "random")}
-        for name, allowed in choices.items():
+        require(self.total_steps <= MAX_STEPS, "phases",
+                f"{self.total_steps} steps in all, more than {MAX_STEPS} (int32 step index)")
+        choices = {"optimizer": OPTIMIZERS, "projection_V": optim.PROJECTIONS,
+                   "projection_A": optim.PROJECTIONS, "order": optim.ORDERS,
+                   "prox": optim.PROXES}
+        for name, allowed in choices.items():  # the Literal types above, kept in step with optim
             v = getattr(self, name)
             require(v in allowed, name, f"must be one of {allowed}, got {v!r}")
-        require(is_int(self.log_every) and self.log_every >= 1, "log_every",
-                f"must be an integer >= 1, got {self.log_every!r}")
-        require(is_finite(self.mu_prior) and self.mu_prior > 0, "mu_prior",
-                f"must be a finite number > 0, got {self.mu_prior!r}")
-        require(is_finite(self.init_scale) and 0 <= self.init_scale <= 1, "init_scale",
+        require(self.log_every >= 1, "log_every", f"must be an integer >= 1, got "
+                f"{self.log_every!r}")
+        require(self.mu_prior > 0, "mu_prior", f"must be a finite number > 0, got "
+                f"{self.mu_prior!r}")
+        require(0 <= self.init_scale <= 1, "init_scale",
                 f"must be in [0, 1], got {self.init_scale!r}")
         require(not (self.prox == "affine_exact" and self.projection_A != "affine"), "prox",
                 "affine_exact is the exact prox on {1^T a = 1}: it needs projection_A affine")

@@ -132,7 +132,7 @@ def spec_dict(**over):
     ({"axes": {"bogus": [1]}}, "axes.bogus"),
     ({"axes": {"batch": [0]}}, "axes.batch"),
     ({"axes": {"batch": [16], "dataset": [8]}}, "axes.dataset"),
-    ({"axes": {"T": [2, 6], "Q": [3]}}, "Q"),
+    ({"axes": {"T": [2, 6], "Q": [3]}}, "task.Q"),
     ({"axes": {"optimizer": ["ppd", "rmsprop"]}}, "optimizer"),
     ({"axes": {"lr": 0.1}}, "axes.lr"),
     ({"seeds": 0}, "seeds"),

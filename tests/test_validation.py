@@ -77,7 +77,8 @@ def test_other_config_fields_named():
     assert field_of(lambda: s.TaskConfig(mix=1.5).validate()) == "mix"
     assert field_of(lambda: s.TaskConfig(alpha=0.0).validate()) == "alpha"
     assert field_of(lambda: s.TaskConfig(N=4.5).validate()) == "N"
-    assert field_of(lambda: s.make_train(s.TrainConfig(task=s.TaskConfig(N=1)))) == "N"
+    # inside a TrainConfig the task fields are named with their path
+    assert field_of(lambda: s.make_train(s.TrainConfig(task=s.TaskConfig(N=1)))) == "task.N"
 
 
 def good_arrays(N=3, T=4):
