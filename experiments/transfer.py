@@ -2,51 +2,44 @@
 
 Protocol:
   1. Pretrain on task 1 (random instance per seed) from the uniform start with the paper's
-     method (ppd), one vmapped call over seeds (``PRE_PHASES``: longer, ends with a low-noise
-     phase, so V is close to P1).
+     method (ppd), spec "pretrain" (label seed; ``Setup.pre_phases``: longer, ends with a
+     low-noise phase, so V is close to P1).
   2. For each seed and each rho in the grid, a downstream task 2 = ``correlated_task``
      (``scbjax.transfer``): cos(P1 C_N, P2 C_N) = rho exactly, fresh q2 (``SAME_Q``). The key of
-     task 2 depends on the seed only, so across rho only the correlation changes.
-  3. One vmapped call over arm x seed x rho: "scratch" (uniform start) and "finetune"
-     (V = V_pretrained, A reset to uniform; ``COPY_A`` copies A too), the same downstream
-     hyperparameters (``DOWN_PHASES``) and the same data stream (common random numbers).
+     task 2 is ``fold_in(PRNGKey(seed), 1)``: it depends on the seed only, so across rho only
+     the correlation changes.
+  3. Spec "downstream" (labels arm, seed, rho): "scratch" (uniform start) and "finetune"
+     (V = V_pretrained of the same seed, A reset to uniform; ``COPY_A`` copies A too), the same
+     downstream hyperparameters (``Setup.down_phases``) and the same data stream (common random
+     numbers: the run of (seed, rho) has key ``fold_in(fold_in(PRNGKey(seed), 2), rho index)``
+     in both arms).
 
 eps [recon, fixed before measuring]: ``EPS_FRAC`` times the excess population loss of the
 uniform start on that downstream task (the scratch run's value at step 0); the same eps for
 both arms. Samples to eps: first log point with excess loss <= eps; never -> infinite.
 Downstream training uses one constant phase, so the crossing time is set by the dynamics and
-not by a schedule boundary; eps is chosen above the noise floor of that phase (batch 256,
-lr 0.03: floor about 2% of the uniform-start excess loss at N = 10, T = 64).
+not by a schedule boundary; eps is chosen above the noise floor of that phase.
 
-What we found (quick setting, see the README): finetuning is faster at large rho and slower
-than scratch at rho = 0, but the speedup stays below 3 in this simulator. Probes in
-population mode (exact gradients, 4 seeds, eps 5%) give speedups at rho = 0 / 0.5 / 0.9 of
-0.8 / 1.4 / 2.2 at T = 64, - / 1.5 / 2.6 at T = 128 and 0.8 / 1.7 / 3.1 at T = 256: from
-scratch, stage 1 is a saddle escape whose length in steps grows only slowly with T here, while
-the finetuned model still has to learn A from uniform and re-learn the part of V orthogonal to
-P1. Not better: lr_A = 3x or 10x lr_V (2.6 at rho = 0.9), A copied (1.5), q2 = q1 (2.2), the
-"orthogonal" construction (1.6, with tasks of half the contextual strength).
+Measured numbers and what was tried: docs/findings.md
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
+import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from scbjax import plots
 from scbjax.metrics import samples_to_eps
 from scbjax.model import Params, uniform_params
-from scbjax.reproduce import Claim, fmt, train_and_save
-from scbjax.results import load_run
-from scbjax.task import TaskConfig
-from scbjax.train import Phase, TrainConfig, seed_keys
-from scbjax.transfer import correlated_task, finetune_params, task_corr
+from scbjax.reproduce import Claim, fmt
+from scbjax.runs import RunSpec, grid, run
+from scbjax.task import Task, TaskConfig
+from scbjax.train import Phase, TrainConfig
+from scbjax.transfer import correlated_task, finetune_params
 
 TITLE = "Transfer: finetuning from a correlated pretrained model skips stage 1"
 FIGURES = {
@@ -62,6 +55,7 @@ COPY_A = False  # finetune from (V_pre, A_pre) (True) or (V_pre, uniform A) (Fal
 SPEEDUP_MIN = 3.0  # claim 2a: finetune median <= scratch median / SPEEDUP_MIN for rho >= 0.5
 RHO_STRONG = 0.5
 SHRINK = 0.5  # claim 2b: speedup(0) <= SHRINK * speedup(max rho)
+TASK_FOLD, DATA_FOLD = 1, 2  # downstream task key fold_in(seed key, 1); data fold_in(., 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +76,7 @@ def _ph(steps, batch, lr, lam=0.0):
 
 
 RHOS = (0.0, 0.25, 0.5, 0.75, 0.9)
-SETUPS = {
+MODES = {
     "tiny": Setup(N=6, T=16, Q=2, seeds=2, rhos=(0.0, 0.5, 0.9),
                   pre_phases=(_ph(200, 64, 0.03),), down_phases=(_ph(200, 64, 0.03),),
                   pre_log=50, down_log=20),
@@ -103,108 +97,108 @@ def _configs(su: Setup) -> tuple[TrainConfig, TrainConfig]:
     return pre, down
 
 
-def run(mode: str, out: Path) -> None:
-    su = SETUPS[mode]
+def runs(su: Setup) -> dict[str, RunSpec]:
+    """"pretrain" (label seed) and "downstream" (labels arm, seed, rho: its tasks built from
+    the pretrained tasks, finetune runs starting from the pretrained V of their seed)."""
     pre_cfg, down_cfg = _configs(su)
-    S, R = su.seeds, len(su.rhos)
-    seeds = np.arange(S)
-    keys = seed_keys(seeds)
+    down = tuple(run(s, {"arm": arm, "seed": s, "rho": float(rho)}, fold=(DATA_FOLD, r))
+                 for arm in ARMS for s in range(su.seeds) for r, rho in enumerate(su.rhos))
+    return {
+        "pretrain": RunSpec(pre_cfg, grid(range(su.seeds))),
+        "downstream": RunSpec(down_cfg, down,
+                              tasks=functools.partial(_down_tasks, su, down),
+                              params0=functools.partial(_down_params0, su, down)),
+    }
 
-    # 1. pretraining on task 1, one call over seeds
-    pre = train_and_save(pre_cfg, seeds, out / "pretrain", keys=keys)
 
-    # 2. downstream tasks [S, R] and starts; runs flattened as arm x seed x rho
-    k_task = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    k_data = jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys)
-    rhos = jnp.asarray(su.rhos, jnp.float32)
-    def family(k, t):  # the R downstream tasks of one seed (same key: only rho changes)
-        return jax.vmap(lambda r: correlated_task(k, t, r, down_cfg.task, SAME_Q,
-                                                  TASK_METHOD))(rhos)
+def _pretrained_task(pre) -> Task:
+    return Task(P=pre["task/P"], mu=pre["task/mu"], q=pre["task/q"])
 
-    tasks_SxR = jax.jit(jax.vmap(family))(k_task, pre.task)
-    rcorr_SxR = jax.jit(jax.vmap(jax.vmap(task_corr, in_axes=(None, 0))))(pre.task, tasks_SxR)
-    p_ft = finetune_params(pre.params, COPY_A)
+
+def _down_tasks(su: Setup, down: tuple, runset) -> Task:
+    """Each downstream run's task 2: the (seed, rho) member of its seed's family of tasks
+    correlated with that seed's pretraining task (key fold_in(PRNGKey(seed), TASK_FOLD))."""
+    pre = runset["pretrain"]
+    cfg = _configs(su)[1].task
+    seeds = [int(s) for s in pre.label("seed")]
+    k_task = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), TASK_FOLD))(
+        np.asarray(seeds, np.uint32))
+    rhos = np.asarray(su.rhos, np.float32)
+
+    def family(k, t):  # the tasks of one seed over the rho grid (same key: only rho changes)
+        return jax.vmap(lambda r: correlated_task(k, t, r, cfg, SAME_Q, TASK_METHOD))(rhos)
+
+    fam = jax.tree.map(np.asarray, jax.jit(jax.vmap(family))(k_task, _pretrained_task(pre)))
+    at = [(seeds.index(r.label_dict["seed"]), su.rhos.index(r.label_dict["rho"])) for r in down]
+    return jax.tree.map(lambda x: np.stack([x[i, j] for i, j in at]), fam)
+
+
+def _down_params0(su: Setup, down: tuple, runset) -> Params:
+    """Scratch: the uniform start; finetune: ``finetune_params`` of its seed's pretrained model."""
+    pre = runset["pretrain"]
     p0 = uniform_params(su.N, su.T)
-
-    def flat(x_SxR):  # [S, R, ...] -> [2 S R, ...] (both arms)
-        x = x_SxR.reshape((S * R,) + x_SxR.shape[2:])
-        return jnp.concatenate([x, x])
-
-    tasks = jax.tree.map(flat, tasks_SxR)
-    rep = lambda x: jnp.repeat(x, R, axis=0)  # noqa: E731  [S, ...] -> [S R, ...]
-    params0 = Params(
-        V=jnp.concatenate([jnp.broadcast_to(p0.V, (S * R, su.N, su.N)), rep(p_ft.V)]),
-        A=jnp.concatenate([jnp.broadcast_to(p0.A, (S * R, su.T, su.N)), rep(p_ft.A)]))
-    run_keys = jax.vmap(lambda k: jax.vmap(lambda r: jax.random.fold_in(k, r))(
-        jnp.arange(R)))(k_data)
-    run_keys = flat(run_keys)
-
-    arm = np.repeat(np.arange(2), S * R)
-    seed = np.tile(np.repeat(seeds, R), 2)
-    rho = np.tile(np.tile(np.asarray(su.rhos), S), 2)
-    train_and_save(down_cfg, seed, out / "downstream", keys=run_keys, task=tasks,
-                   params0=params0,
-                   arrays={"arm": arm, "rho": rho,
-                           "task_corr": np.tile(np.asarray(rcorr_SxR).reshape(-1), 2)},
-                   extra={"arms": list(ARMS), "rhos": list(su.rhos), "eps_frac": EPS_FRAC,
-                          "same_q": SAME_Q, "task_method": TASK_METHOD, "copy_A": COPY_A,
-                          "mode": mode})
-    (out / "setup.json").write_text(json.dumps(dataclasses.asdict(su), indent=2))
+    out = []
+    for r in down:
+        if r.label_dict["arm"] == "finetune":
+            p = pre.select(seed=r.label_dict["seed"])
+            out.append(finetune_params(Params(V=p["params/V"][0], A=p["params/A"][0]), COPY_A))
+        else:
+            out.append(p0)
+    return Params(V=np.stack([np.asarray(p.V) for p in out]),
+                  A=np.stack([np.asarray(p.A) for p in out]))
 
 
-# --- analysis (saved results only) ------------------------------------------------------------
+# --- analysis (loaded runs only) ---------------------------------------------------------
 
 
-def _load(out: Path) -> dict:
-    pre, _ = load_run(out / "pretrain")
-    down, meta = load_run(out / "downstream")
-    rhos = np.asarray(meta["rhos"])
-    R = len(rhos)
-    S = len(down["arm"]) // (2 * R)
-    ex = down["metrics/excess_loss"].reshape(2, S, R, -1)  # arm, seed, rho, L
-    ex0 = ex[0, :, :, 0]  # uniform start on each downstream task [S, R]
-    eps = meta["eps_frac"] * ex0
-    samples = down["samples"]
-    n_eps = np.full((2, S, R), np.inf)
-    for a in range(2):
-        for s in range(S):
-            for r in range(R):
-                v = samples_to_eps(ex[a, s, r], samples, eps[s, r])
-                n_eps[a, s, r] = v if np.isfinite(v) else np.inf
-    return {"pre": pre, "down": down, "meta": meta, "rhos": rhos, "S": S, "R": R, "ex": ex,
-            "ex0": ex0, "eps": eps, "samples": samples, "n_eps": n_eps,
-            "task_corr": down["task_corr"][: S * R].reshape(S, R)}
+def _to_eps(down, su: Setup) -> dict:
+    """arm -> samples to eps [S, R] (seed order of the scratch runs, rho order of ``su.rhos``;
+    inf: never), and "ex0": the uniform-start excess loss of each downstream task [S, R]."""
+    x = down.samples_L
+    seeds = down.select(arm="scratch").values("seed")
+    out = {arm: np.full((len(seeds), len(su.rhos)), np.inf) for arm in ARMS}
+    out["ex0"] = np.zeros((len(seeds), len(su.rhos)))
+    for j, rho in enumerate(su.rhos):
+        for i, s in enumerate(seeds):
+            ex0 = down.select(arm="scratch", seed=s, rho=rho).metric("excess_loss")[:, 0]
+            eps = EPS_FRAC * ex0
+            out["ex0"][i, j] = ex0[0]
+            for arm in ARMS:
+                ex = down.select(arm=arm, seed=s, rho=rho).metric("excess_loss")[0]
+                v = samples_to_eps(ex, x, eps[0])
+                out[arm][i, j] = v if np.isfinite(v) else np.inf
+    return out
 
 
-def _medians(d: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Median samples to eps over seeds, [R] per arm (inf if more than half never reach)."""
-    return np.median(d["n_eps"][0], axis=0), np.median(d["n_eps"][1], axis=0)
-
-
-def figures(out: Path) -> dict:
-    d = _load(out)
-    rhos, S, R = d["rhos"], d["S"], d["R"]
+def figures(rs, su: Setup) -> dict:
+    pre, down = rs["pretrain"], rs["downstream"]
+    d = _to_eps(down, su)
+    rhos = np.asarray(su.rhos)
     fig, ax = plots.new_figure(1, 3, height=2.3)
     # (a) pretraining
-    pre = d["pre"]
-    pex = pre["metrics/excess_loss"]
-    plots.band(ax[0, 0], pre["samples"], pex / pex[:, :1], color="k", log_y=True,
+    pex = pre.metric("excess_loss")
+    plots.band(ax[0, 0], pre.samples_L, pex / pex[:, :1], color="k", log_y=True,
                label="pretraining (task 1)")
-    ax[0, 0].set_title(f"(a) pretraining, N={pre['params/V'].shape[1]}, "
-                       f"T={pre['params/A'].shape[1]}")
+    ax[0, 0].set_title(f"(a) pretraining, N={su.N}, T={su.T}")
     ax[0, 0].set_xlabel("samples")
     ax[0, 0].set_ylabel("excess loss / excess loss at uniform start")
     ax[0, 0].legend(loc="lower left")
     # (b) downstream dynamics, normalised by the uniform-start excess loss of each task
-    rel = d["ex"] / d["ex0"][None, :, :, None]
-    x = d["samples"]
-    plots.band(ax[0, 1], x, rel[0].reshape(S * R, -1), color="k", log_y=True,
-               label="scratch (all rho)")
+    x = down.samples_L
+
+    def rel(arm, **sel):  # excess loss / the task's uniform-start excess loss, [runs, L]
+        a = down.select(arm=arm, **sel)
+        ex0 = np.concatenate([down.select(arm="scratch", seed=s, rho=r).metric(
+            "excess_loss")[:, 0] for s, r in zip(a.label("seed"), a.label("rho"))])
+        return a.metric("excess_loss") / ex0[:, None]
+
+    plots.band(ax[0, 1], x, rel("scratch"), color="k", log_y=True, label="scratch (all rho)")
     cmap = plots.plt.get_cmap("viridis")
-    for r, rho in enumerate(rhos):
-        plots.band(ax[0, 1], x, rel[1, :, r], color=cmap(r / max(R - 1, 1)), log_y=True,
-                   label=f"finetune rho={rho:g}")
-    ax[0, 1].axhline(d["meta"]["eps_frac"], color="0.4", ls=":", lw=0.8, label="eps")
+    R = len(rhos)
+    for r, rho in enumerate(su.rhos):
+        plots.band(ax[0, 1], x, rel("finetune", rho=rho), color=cmap(r / max(R - 1, 1)),
+                   log_y=True, label=f"finetune rho={rho:g}")
+    ax[0, 1].axhline(EPS_FRAC, color="0.4", ls=":", lw=0.8, label="eps")
     ax[0, 1].set_title("(b) downstream task")
     ax[0, 1].set_xlabel("samples")
     ax[0, 1].set_ylabel("excess loss / excess loss at uniform start")
@@ -212,16 +206,17 @@ def figures(out: Path) -> dict:
     # (c) samples to eps against rho
     a2 = ax[0, 2]
     cap = float(x[-1]) * 1.5
-    for a, (name, col, mk) in enumerate((("scratch", "k", "s"), ("finetune", "C0", "o"))):
-        n = np.minimum(d["n_eps"][a], cap)
+    n_runs = d["scratch"].size
+    for arm, col, mk in (("scratch", "k", "s"), ("finetune", "C0", "o")):
+        n = np.minimum(d[arm], cap)
         med = np.median(n, axis=0)
         lo, hi = np.quantile(n, [0.25, 0.75], axis=0)
         a2.errorbar(rhos, med, yerr=[med - lo, hi - med], color=col, marker=mk, ms=3,
-                    capsize=2, lw=1, label=f"{name} (median, quartiles)")
-        never = int(np.sum(~np.isfinite(d["n_eps"][a])))
+                    capsize=2, lw=1, label=f"{arm} (median, quartiles)")
+        never = int(np.sum(~np.isfinite(d[arm])))
         if never:
-            a2.plot([], [], " ", label=f"{name}: {never}/{S * R} never (at top)")
-    sc_all = np.median(np.minimum(d["n_eps"][0], cap))
+            a2.plot([], [], " ", label=f"{arm}: {never}/{n_runs} never (at top)")
+    sc_all = np.median(np.minimum(d["scratch"], cap))
     a2.axhline(sc_all, color="k", ls="--", lw=0.8, label="scratch, all rho")
     a2.axhline(sc_all / SPEEDUP_MIN, color="0.5", ls=":", lw=0.8,
                label=f"scratch / {SPEEDUP_MIN:g}")
@@ -230,26 +225,27 @@ def figures(out: Path) -> dict:
     a2.set_ylim(lo_y / 1.2, hi_y * (hi_y / lo_y) ** 1.0)  # headroom for the legend
     a2.set_xlabel("task correlation rho")
     a2.set_ylabel("samples to eps")
-    a2.set_title(f"(c) samples to eps ({100 * d['meta']['eps_frac']:g}% of start)")
+    a2.set_title(f"(c) samples to eps ({100 * EPS_FRAC:g}% of start)")
     a2.legend(loc="upper right", fontsize=5.5)
     for a in ax[0, :2]:
         a.xaxis.set_minor_formatter(NullFormatter())
     return {"fig3_transfer": fig}
 
 
-def claims(out: Path) -> list[Claim]:
-    d = _load(out)
-    rhos = d["rhos"]
-    med_sc, med_ft = _medians(d)
-    never = [int(np.sum(~np.isfinite(d["n_eps"][a]))) for a in range(2)]
-    S, R = d["S"], d["R"]
+def claims(rs, su: Setup) -> list[Claim]:
+    d = _to_eps(rs["downstream"], su)
+    rhos = np.asarray(su.rhos)
+    # median samples to eps over seeds, [R] per arm (inf if more than half never reach)
+    med_sc, med_ft = np.median(d["scratch"], axis=0), np.median(d["finetune"], axis=0)
+    never = [int(np.sum(~np.isfinite(d[arm]))) for arm in ARMS]
+    S, R = d["scratch"].shape
     strong = [r for r in range(R) if rhos[r] >= RHO_STRONG]
     ok_a = bool(strong) and all(np.isfinite(med_ft[r]) and med_ft[r] <= med_sc[r] / SPEEDUP_MIN
                                for r in strong)
     m_a = "; ".join(f"rho={rhos[r]:g}: finetune {fmt(med_ft[r])} vs scratch {fmt(med_sc[r])}"
                     for r in strong)
     m_a += (f" (median samples, {S} seeds; never reached eps: scratch {never[0]}/{S * R}, "
-            f"finetune {never[1]}/{S * R}; eps = {d['meta']['eps_frac']:g} x uniform-start "
+            f"finetune {never[1]}/{S * R}; eps = {EPS_FRAC:g} x uniform-start "
             f"excess loss)")
     with np.errstate(divide="ignore", invalid="ignore"):
         speed = med_sc / med_ft
