@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -30,71 +31,83 @@ def _phase(text: str):
         raise argparse.ArgumentTypeError(f"--phase {text!r}: {e}") from None
 
 
+def _with_defaults(group, cls, added: list[str], defaults: dict) -> None:
+    """Show the dataclass default in each derived option's help (the parsed default stays
+    None, so that only options given on the command line override --config)."""
+    from scbjax import fields
+
+    for act in group._group_actions:
+        name = act.dest
+        if name in added:
+            act.help = f"{fields.help_of(cls, name)} (default: {defaults[name]})"
+
+
+def add_train_parser(sub) -> None:
+    from scbjax import fields
+    from scbjax.task import TaskConfig
+    from scbjax.train import Phase, TrainConfig
+
+    t = sub.add_parser("train", help="train many seeds of one configuration in one compiled call",
+                       description="Train S seeds (task, init and data streams per seed) of one "
+                       "configuration, vmapped in one compiled group; write results.npz and "
+                       "run.json to --out (checkpointed: rerunning the same command resumes) and "
+                       "print a summary table. Options default to the TrainConfig defaults; "
+                       "--config FILE.toml (the same TOML as a sweep's [base]) sets them from a "
+                       "file, and options given here override it.")
+    none = {f.name: None for f in dataclasses.fields(TrainConfig)}
+    g = t.add_argument_group("task (a random SCB instance per seed)")
+    added = fields.add_arguments(g, TaskConfig, defaults={k: None for k in TASK_FIELDS})
+    _with_defaults(g, TaskConfig, added, dataclasses.asdict(TaskConfig()))
+    g = t.add_argument_group("phase (one phase; --phase for a schedule)")
+    ph0 = TrainConfig().phases[0]
+    added = fields.add_arguments(g, Phase, defaults={f.name: None
+                                                     for f in dataclasses.fields(Phase)})
+    _with_defaults(g, Phase, added, dataclasses.asdict(ph0))
+    g.add_argument("--lr", type=float, default=None, help="learning rate for both V and A")
+    g.add_argument("--phase", type=_phase, action="append", default=None,
+                   metavar="STEPS,BATCH,LR_V,LR_A,LAM",
+                   help="a training phase; repeat for a schedule (overrides --steps, --batch, "
+                   "--lr*, --lam)")
+    g = t.add_argument_group("training (options marked [recon] are reconstructions)")
+    added = fields.add_arguments(g, TrainConfig, skip=("task", "phases"), defaults=none)
+    _with_defaults(g, TrainConfig, added, dataclasses.asdict(TrainConfig()))
+    g.add_argument("--projection", choices=("affine", "simplex", "none"), default=None,
+                   help="projection of the columns of V and A (sets both)")
+    g.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="a TOML or JSON file with the fields of a TrainConfig (as a sweep's "
+                   "[base]; a file with a [base] table is read from there)")
+    g = t.add_argument_group("seeds and output")
+    g.add_argument("--seeds", type=int, default=8, help="number of seeds, trained in one call "
+                   "(default: 8)")
+    g.add_argument("--seed-offset", type=int, default=0, help="first seed (seeds are offset..; "
+                   "default: 0)")
+    g.add_argument("--out", type=Path, default=Path("runs/train"),
+                   help="output directory (default: runs/train)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace other results already in --out")
+    g.add_argument("--chunk-steps", type=int, default=None,
+                   help="steps between checkpoints and progress lines (default: a tenth)")
+    g.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+TASK_FIELDS = ("N", "T", "Q", "alpha", "mix", "q_weights", "beta")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scbjax", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    t = sub.add_parser("train", help="train many seeds of one configuration in one compiled call",
-                       description="Train S seeds (task, init and data streams per seed) of one "
-                       "configuration in a single jit(vmap(train)) call; write results.npz and "
-                       "run.json to --out and print a summary table.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g = t.add_argument_group("task (a random SCB instance per seed)")
-    g.add_argument("--N", type=int, default=8, help="vocabulary size (>= 2)")
-    g.add_argument("--T", type=int, default=16, help="context length (>= 1)")
-    g.add_argument("--Q", type=int, default=2, help="sparsity: positions per query token (1..T)")
-    g.add_argument("--alpha", type=float, default=1.0,
-                   help="Dirichlet concentration of the columns of P")
-    g.add_argument("--mix", type=float, default=0.1,
-                   help="weight of the uniform matrix mixed into P (keeps mu > 0)")
-    g.add_argument("--q-weights", choices=("uniform", "dirichlet"), default="uniform",
-                   help="weights of q(k) on its Q support positions")
-    g = t.add_argument_group("training")
-    g.add_argument("--seeds", type=int, default=8, help="number of seeds, trained in one call")
-    g.add_argument("--seed-offset", type=int, default=0, help="first seed (seeds are offset..)")
-    g.add_argument("--optimizer", choices=("ppd", "sgd", "adam"), default="ppd",
-                   help="ppd: the paper's preconditioned projected proximal descent")
-    g.add_argument("--model", choices=("linear", "softmax"), default="linear",
-                   help="linear attention, or softmax attention over positions")
-    g.add_argument("--loss", choices=("mse", "ce"), default="mse", help="training loss")
-    g.add_argument("--lr", type=float, default=None, help="learning rate for both V and A")
-    g.add_argument("--lr-V", type=float, default=0.05, help="learning rate for V")
-    g.add_argument("--lr-A", type=float, default=0.05, help="learning rate for A")
-    g.add_argument("--lam", type=float, default=1e-3, help="l1 weight on A (ppd only)")
-    g.add_argument("--batch", type=int, default=32, help="samples per step")
-    g.add_argument("--steps", type=int, default=2000, help="training steps")
-    g.add_argument("--phase", type=_phase, action="append", default=None,
-                   metavar="STEPS,BATCH,LR_V,LR_A,LAM",
-                   help="a training phase; repeat for a schedule (overrides --steps, --batch, "
-                   "--lr*, --lam)")
-    g.add_argument("--log-every", type=int, default=100, help="log metrics every k steps")
-    g.add_argument("--population", action="store_true",
-                   help="step with the exact population gradient (no sampling)")
-    g = t.add_argument_group("reconstruction options of the paper's method [recon]")
-    g.add_argument("--mu", choices=("true", "estimate"), default="true",
-                   help="preconditioner: true mu or running estimate from token counts")
-    g.add_argument("--projection", choices=("affine", "simplex", "none"), default=None,
-                   help="projection of the columns of V and A (sets both)")
-    g.add_argument("--projection-V", choices=("affine", "simplex", "none"), default="affine",
-                   help="projection of the columns of V")
-    g.add_argument("--projection-A", choices=("affine", "simplex", "none"), default="affine",
-                   help="projection of the columns of A")
-    g.add_argument("--order", choices=("prox_project", "project_prox"), default="prox_project",
-                   help="order of the l1 prox and the projection")
-    g.add_argument("--init", choices=("uniform", "random"), default="uniform",
-                   help="initialisation")
-    g = t.add_argument_group("output")
-    g.add_argument("--out", type=Path, default=Path("runs/train"), help="output directory")
-    g.add_argument("--quiet", action="store_true", help="no progress line")
-
+    add_train_parser(sub)
     r = sub.add_parser("reproduce", help="run every study of the paper, plot every figure and "
                        "check every claim",
-                       description="Run every study in experiments/ (or those named by --only), "
-                       "keep the raw results in --out, regenerate the figures (PNG and PDF) in "
-                       "--figures and print the claims table (measured number, criterion, PASS "
-                       "or FAIL). The exit status is 0 even when a claim FAILs: a failed claim "
-                       "is a finding, not an error.")
+                       description="Run every study in experiments/ (or those named by --only) "
+                       "on the one executor (checkpointed: the same command again resumes "
+                       "where it stopped and reuses finished runs), keep the raw results in "
+                       "--out, regenerate the figures (PNG and PDF) in --figures and print the "
+                       "claims table (measured number, criterion, PASS or FAIL). The exit "
+                       "status is 0 even when a claim FAILs: a failed claim is a finding, not "
+                       "an error.")
     m = r.add_mutually_exclusive_group()
     m.add_argument("--quick", dest="mode", action="store_const", const="quick",
                    help="the whole reproduction in minutes on a 2-core CPU (the default)")
@@ -110,8 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the figures are written (default: figures)")
     r.add_argument("--only", action="append", default=None, metavar="STUDY",
                    help="run only this study (repeatable); one of: " + ", ".join(_studies()))
+    r.add_argument("--plan", action="store_true",
+                   help="print the plan (groups, runs, samples, estimated time from a short "
+                   "calibration on this machine) and train nothing")
     r.add_argument("--resume", action="store_true",
-                   help="skip studies whose results in --out are complete")
+                   help="continue in --out (what the same command does anyway: finished runs "
+                   "are reused by hash, interrupted ones resume from their checkpoint)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace results of another mode in --out")
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
 
     pl = sub.add_parser("plot", help="regenerate the figures and the claims table from saved "
                         "results, without training",
@@ -173,115 +193,132 @@ def add_bench_parser(sub) -> None:
                    "ppd step) at the largest seed count")
 
 
+def load_config_file(path: Path):
+    """A ``TrainConfig`` from a TOML/JSON file: its fields at the top level, or under [base]."""
+    import json
+    import tomllib
+
+    from scbjax import fields
+    from scbjax.fileio import read_text
+    from scbjax.train import TrainConfig
+
+    text = read_text(path, "--config")
+    try:
+        d = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise ConfigError("--config", f"{path}: not valid {kind} ({e})") from None
+    if isinstance(d, dict) and "base" in d:
+        return fields.from_dict(TrainConfig, d["base"], "base")
+    return fields.from_dict(TrainConfig, d, "")
+
+
 def config_from_args(a: argparse.Namespace):
+    """The ``TrainConfig`` of ``scbjax train``: the defaults (or --config), then the options
+    given on the command line."""
+    from scbjax import fields
     from scbjax.task import TaskConfig
     from scbjax.train import Phase, TrainConfig
 
-    lr_V = a.lr if a.lr is not None else a.lr_V
-    lr_A = a.lr if a.lr is not None else a.lr_A
-    phases = tuple(a.phase) if a.phase else (Phase(a.steps, a.batch, lr_V, lr_A, a.lam),)
-    proj_V = a.projection or a.projection_V
-    proj_A = a.projection or a.projection_A
-    if a.seeds < 1:
-        raise ConfigError("seeds", f"must be >= 1, got {a.seeds}")
-    if a.seed_offset < 0:
-        raise ConfigError("seed_offset", f"must be >= 0, got {a.seed_offset}")
-    cfg = TrainConfig(task=TaskConfig(N=a.N, T=a.T, Q=a.Q, alpha=a.alpha, mix=a.mix,
-                                      q_weights=a.q_weights),
-                      phases=phases, optimizer=a.optimizer, model=a.model, loss=a.loss,
-                      mu=a.mu, projection_V=proj_V, projection_A=proj_A, order=a.order,
-                      init=a.init, log_every=a.log_every, population=a.population)
+    base = load_config_file(a.config) if a.config is not None else TrainConfig()
+    task = dataclasses.replace(base.task, **fields.values_from_args(a, TaskConfig))
+    top = fields.values_from_args(a, TrainConfig, skip=("task", "phases"))
+    if a.projection is not None:
+        top.setdefault("projection_V", a.projection)
+        top.setdefault("projection_A", a.projection)
+    ph = fields.values_from_args(a, Phase)
+    if a.lr is not None:
+        if "lr_V" in ph or "lr_A" in ph:
+            raise ConfigError("lr", "give --lr or --lr-V/--lr-A, not both")
+        ph["lr_V"] = ph["lr_A"] = a.lr
+    if a.phase:
+        if ph:
+            raise ConfigError("phase", "give --phase or --steps/--batch/--lr*/--lam, not both")
+        phases = tuple(a.phase)
+    elif ph:
+        if len(base.phases) != 1:
+            raise ConfigError("phase", f"--config has {len(base.phases)} phases: set them "
+                              "with --phase, not --steps/--batch/--lr*/--lam")
+        phases = (dataclasses.replace(base.phases[0], **ph),)
+    else:
+        phases = base.phases
+    cfg = dataclasses.replace(base, task=task, phases=phases, **top)
     return cfg.validate()
 
 
-class Progress:
-    """A one-line progress display fed by ``on_log(step)`` callbacks from the compiled run."""
-
-    def __init__(self, total: int, stream=sys.stderr, enabled: bool = True):
-        self.total, self.stream, self.enabled = total, stream, enabled
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.t0 = time.perf_counter()
-        self.last = -1
-        self.last_printed = -1.0
-
-    def __call__(self, step) -> None:
-        s = int(np.asarray(step))
-        if not self.enabled or s <= self.last:
-            return
-        self.last = s
-        pct = 100 * s / self.total
-        if not self.tty and pct < self.last_printed + 10 and s < self.total:
-            return  # in a log file, one line per 10%
-        self.last_printed = pct
-        dt = time.perf_counter() - self.t0
-        eta = dt / s * (self.total - s) if s else float("nan")
-        line = (f"step {s:>8d}/{self.total} ({pct:5.1f}%) elapsed {dt:6.1f}s  "
-                f"left ~{eta:6.1f}s")
-        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty and self.last >= 0:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def summary_table(arrays: dict) -> str:
+def summary_table(runs) -> str:
     """Final metrics over seeds: median [min, max]; diverged seeds listed with their step."""
     from scbjax.metrics import stage1_length
 
-    div = arrays["diverged_step"]
+    div = runs["diverged_step"]
     ok = div < 0
-    rows = [f"{'metric':<14} {'median':>11} {'min':>11} {'max':>11}   (final, over "
+    rows = [f"{'metric':<16} {'median':>11} {'min':>11} {'max':>11}   (final, over "
             f"{int(ok.sum())}/{len(ok)} finite seeds)"]
-    for key in sorted(k for k in arrays if k.startswith("metrics/")):
-        x = arrays[key][ok, -1] if ok.any() else np.array([np.nan])
-        rows.append(f"{key[8:]:<14} {np.median(x):>11.4g} {np.min(x):>11.4g} {np.max(x):>11.4g}")
-    e = arrays["metrics/excess_loss"]
+    for key in sorted(k for k in runs.arrays if k.startswith("metrics/")):
+        x = runs[key][ok, -1] if ok.any() else np.array([np.nan])
+        rows.append(f"{key[8:]:<16} {np.median(x):>11.4g} {np.min(x):>11.4g} {np.max(x):>11.4g}")
+    e = runs.metric("excess_loss")
     rel = e[ok, -1] / e[ok, 0] if ok.any() else np.array([np.nan])
-    rows.append(f"{'excess/initial':<14} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
+    rows.append(f"{'excess/initial':<16} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
                 f"{np.max(rel):>11.4g}")
-    s1 = np.asarray([stage1_length(c, arrays["samples"]) for c in arrays["metrics/corr_V"][ok]])
+    s1 = np.asarray([stage1_length(c, x) for c, x in zip(runs.metric("corr_V")[ok],
+                                                           runs.samples[ok])])
     if s1.size:
         reached = s1[~np.isnan(s1)]
         med = np.median(reached) if reached.size else float("nan")
-        rows.append(f"{'stage1_samples':<14} {med:>11.4g}   (samples until corr_V >= 0.5: median "
+        rows.append(f"{'stage1_samples':<16} {med:>11.4g}   (samples until corr_V >= 0.5: median "
                     f"over the {reached.size}/{s1.size} seeds that got there)")
     for i in np.flatnonzero(~ok):
-        rows.append(f"WARNING: seed {int(arrays['seeds'][i])} diverged at step {int(div[i])} "
+        rows.append(f"WARNING: seed {int(runs['seeds'][i])} diverged at step {int(div[i])} "
                     "(non-finite parameters); excluded above")
     return "\n".join(rows)
 
 
+def check_train_out(out: Path, key: str, overwrite: bool) -> None:
+    """Refuse an --out that is a file, unwritable, or holds other results (unless
+    ``overwrite``, which removes them); results or a checkpoint of this very spec are kept
+    (reused or resumed)."""
+    from scbjax.store import ARRAYS, CHECKPOINT, SIDECAR, stored_hash
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} is not a directory")
+    held = stored_hash(out)
+    if held is not None and held != key:
+        if not overwrite:
+            raise ConfigError("--out", f"{out} holds other results (another configuration): "
+                              "choose another --out, or --overwrite to replace them")
+        for f in (ARRAYS, SIDECAR, CHECKPOINT):
+            (out / f).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").write_text("")
+        (out / ".write-test").unlink()
+    except OSError as e:
+        raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
+
+
 def cmd_train(a: argparse.Namespace) -> int:
+    from scbjax.executor import Log, run_spec
+    from scbjax.resources import check_fits
+    from scbjax.runs import RunSpec, grid
+
     cfg = config_from_args(a)
-    import jax
-
-    from scbjax.results import save_run, to_arrays
-    from scbjax.train import default_hparams, make_train, seed_keys
-
-    seeds = np.arange(a.seed_offset, a.seed_offset + a.seeds)
-    progress = Progress(cfg.total_steps, enabled=not a.quiet)
-    train = make_train(cfg, on_log=progress)
-    f = jax.jit(jax.vmap(train))
-    keys = seed_keys(seeds)
-    t0 = time.perf_counter()
-    compiled = f.lower(keys).compile()
-    t1 = time.perf_counter()
-    progress.t0 = t1
-    result = jax.block_until_ready(compiled(keys))
-    t2 = time.perf_counter()
-    progress.close()
-    arrays = to_arrays(result, cfg, seeds, default_hparams(cfg))
-    timings = {"compile_s": t1 - t0, "run_s": t2 - t1,
-               "sample_steps_per_s": float(len(seeds) * sum(p.steps * p.batch
-                                                            for p in cfg.phases) / (t2 - t1))}
-    out = save_run(a.out, arrays, cfg, timings, {"seeds": seeds.tolist()})
-    print(f"{len(seeds)} seeds x {cfg.total_steps} steps in one compiled call: compile "
-          f"{timings['compile_s']:.1f}s, run {timings['run_s']:.1f}s "
-          f"({timings['sample_steps_per_s']:.3g} sample-steps/s)")
-    print(summary_table(arrays))
-    print(f"results: {out / 'results.npz'}  sidecar: {out / 'run.json'}")
+    if a.seeds < 1:
+        raise ConfigError("seeds", f"must be >= 1, got {a.seeds}")
+    if not 0 <= a.seed_offset or a.seed_offset + a.seeds > 2**32:
+        raise ConfigError("seed_offset", f"seeds must lie in [0, 2^32): offset {a.seed_offset} "
+                          f"+ {a.seeds} seeds")
+    spec = RunSpec(cfg, grid(range(a.seed_offset, a.seed_offset + a.seeds)),
+                   chunk_steps=a.chunk_steps).validate()
+    check_fits(cfg, a.seeds)
+    check_train_out(a.out, spec.key(), a.overwrite)
+    runs = run_spec("train", spec, a.out, log=Log(a.quiet))
+    tm = runs.meta["timings"]
+    print(f"{len(runs)} seeds x {cfg.total_steps} steps in one compiled group: compile "
+          f"{tm['compile_s']:.1f}s, run {tm['run_s']:.1f}s "
+          f"({tm['sample_steps_per_s']:.3g} sample-steps/s)")
+    print(summary_table(runs))
+    print(f"results: {a.out / 'results.npz'}  sidecar: {a.out / 'run.json'}")
     return 0
 
 
@@ -289,25 +326,46 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _plot_and_check(results: Path, figures: Path, only) -> None:
+def _check_figures_dir(figures: Path) -> None:
+    if figures.exists() and not figures.is_dir():
+        raise ConfigError("--figures", f"{figures} is not a directory")
+    try:
+        figures.mkdir(parents=True, exist_ok=True)
+        (figures / ".write-test").write_text("")
+        (figures / ".write-test").unlink()
+    except OSError as e:
+        raise ConfigError("--figures", f"cannot write to {figures}: {e.strerror or e}") from None
+
+
+def _plot_and_check(results: Path, figures: Path, only, mode: str | None = None) -> None:
     from scbjax import reproduce
 
     t0 = time.perf_counter()
-    paths = reproduce.plot_studies(results, figures, only, log=_log)
+    paths = reproduce.plot_studies(results, figures, only, log=_log, mode=mode)
     print(f"{len(paths)} figure files in {figures}/ ({time.perf_counter() - t0:.1f}s)")
-    claims = reproduce.check_claims(results, only)
+    claims = reproduce.check_claims(results, only, mode=mode)
     print("\nClaims of the paper, checked on the regenerated data:")
     print(reproduce.claims_table(claims))
-    print(f"claims table: {results / reproduce.CLAIMS_FILE}")
+    if only is None or set(only) == set(reproduce.STUDIES):
+        print(f"claims table: {results / reproduce.CLAIMS_FILE}")
 
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
     from scbjax import reproduce
 
     out = a.out or Path("results") / f"reproduce-{a.mode}"
+    rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
+    if not a.plan:
+        reproduce.check_out(out, a.mode, a.overwrite, create=False)
+    cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
+    print(f"plan (reproduce --{a.mode}):")
+    print(reproduce.format_plan(rows, cal), flush=True)
+    if a.plan:
+        return 0
+    _check_figures_dir(a.figures)
     t0 = time.perf_counter()
-    reproduce.run_studies(a.mode, out, a.only, resume=a.resume, log=_log)
-    _plot_and_check(out, a.figures, a.only)
+    reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet, overwrite=a.overwrite)
+    _plot_and_check(out, a.figures, a.only, a.mode)
     print(f"reproduce --{a.mode}: {time.perf_counter() - t0:.0f}s in all; raw results in {out}/")
     return 0
 
@@ -315,6 +373,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
 def cmd_plot(a: argparse.Namespace) -> int:
     if not a.results_dir.is_dir():
         raise ConfigError("RESULTS_DIR", f"no such directory: {a.results_dir}")
+    _check_figures_dir(a.figures)
     _plot_and_check(a.results_dir, a.figures, a.only)
     return 0
 
@@ -372,9 +431,24 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _join_dash_values(argv: list[str]) -> list[str]:
+    """``--phase -20,8,...``: a value that starts with '-' is joined to its option
+    (``--phase=-20,8,...``) so that argparse reads it as the value, not as an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("--phase",) and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and "," in argv[i + 1]:
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         commands = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot,
                     "sweep": cmd_sweep, "bench": cmd_bench}
@@ -382,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("scbjax: interrupted; checkpoints are intact: run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
 
 
 def entry() -> None:

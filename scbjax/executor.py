@@ -214,7 +214,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
         log(f"{tag}step {step:>7d}/{cfg.total_steps}  {n_samp / max(dt, 1e-9):9.3g} "
             f"sample-steps/s  left ~{left:5.0f}s" + (f"  (job ~{total_left:5.0f}s)"
                                                     if job.total > spec.samples() else ""))
-    run_s = time.perf_counter() - t_run0
+    run_s = time.perf_counter() - t_run0 - compile_s
     arrays = _arrays(spec, state, metrics, sa, R)
     meta = {"name": name, "hash": key, "format": FORMAT, "config": config_to_dict(cfg),
             "label_names": list(spec.label_names), "max_dataset": spec.max_dataset,
@@ -315,8 +315,8 @@ def _arrays(spec: RunSpec, state, metrics: dict, sa: dict, R: int) -> dict:
               "task/q": _to_host(state.task.q)[:R]}
     for k, v in sa.items():
         arrays[f"settings/{k}"] = v[:R]
-    for k, v in metrics.items():
-        arrays[f"metrics/{k}"] = np.concatenate(v, axis=1)[:R]
+    for k in METRICS:
+        arrays[f"metrics/{k}"] = np.concatenate(metrics[k], axis=1)[:R]
     for k in spec.label_names:
         arrays[f"labels/{k}"] = _label_array([r.label_dict[k] for r in spec.runs])
     return arrays

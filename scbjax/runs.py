@@ -110,7 +110,8 @@ class RunSpec:
                 v = getattr(r, s)
                 if v is None:
                     continue
-                require(len(v) == P, f + s, f"want {P} values (one per phase), got {len(v)}")
+                require(len(v) in (1, P), f + s,
+                        f"want 1 value (every phase) or {P} (one per phase), got {len(v)}")
                 for x in v:
                     if s == "batch":
                         require(is_int(x) and x >= 1, f + s, f"must be an integer >= 1, got {x!r}")
@@ -136,7 +137,9 @@ class RunSpec:
 
     def _setting(self, r: Run, name: str) -> tuple:
         v = getattr(r, name)
-        return tuple(getattr(p, name) for p in self.config.phases) if v is None else v
+        if v is None:
+            return tuple(getattr(p, name) for p in self.config.phases)
+        return v * len(self.config.phases) if len(v) == 1 else v
 
     def settings(self) -> dict[str, np.ndarray]:
         """Per-run traced settings: lr_V, lr_A, lam [R, phases] float32, batch [R, phases]

@@ -167,6 +167,23 @@ def load_runs(spec_dir, expect_hash: str | None = None, name: str = "") -> Runs:
     return Runs(arrays, meta, name or meta.get("name", d.name))
 
 
+def stored_hash(spec_dir) -> str | None:
+    """The hash of what a spec directory holds (its results, else its checkpoint), "?" for
+    files that do not say, None for nothing."""
+    d = Path(spec_dir)
+    if (d / SIDECAR).exists() or (d / ARRAYS).exists():
+        try:
+            return str(load_json(d / SIDECAR).get("hash", "?"))
+        except (ConfigError, AttributeError):
+            return "?"
+    if (d / CHECKPOINT).exists():
+        try:
+            return str(load_npz(d / CHECKPOINT).get("hash", "?"))
+        except ConfigError:
+            return "?"
+    return None
+
+
 def is_complete(spec_dir, key: str) -> bool:
     """Results with hash ``key`` are there and load."""
     d = Path(spec_dir)

@@ -28,14 +28,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from scbjax import fields
 from scbjax.errors import ConfigError, is_finite, is_int, require
 from scbjax.executor import Log, execute
+from scbjax.fileio import read_text
 from scbjax.metrics import stage1_length
 from scbjax.results import _atomic_write, config_to_dict, git_commit, versions
 from scbjax.runs import RunSpec, check_name, digest_json, run
 from scbjax.store import Runs
-from scbjax.task import TaskConfig
-from scbjax.train import METRICS, Phase, TrainConfig
+from scbjax.train import METRICS, TrainConfig
 
 TRACED = ("lr", "lr_V", "lr_A", "lam", "batch", "dataset")
 STATIC = ("optimizer", "N", "T", "Q")
@@ -104,10 +105,7 @@ class SweepSpec:
 def load_spec(path) -> SweepSpec:
     """A ``SweepSpec`` from a ``.toml`` or ``.json`` file; ConfigError names a bad field."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError("spec", f"cannot read {p}: {e.strerror}") from None
+    text = read_text(p, "spec")
     try:
         d = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
@@ -116,25 +114,15 @@ def load_spec(path) -> SweepSpec:
     return spec_from_dict(d)
 
 
-def _fields(cls, d, where: str) -> dict:
-    require(isinstance(d, dict), where or "spec", f"must be a table, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    for k in d:
-        require(k in names, f"{where}.{k}" if where else k,
-                f"unknown field (known: {', '.join(sorted(names))})")
-    return dict(d)
-
-
 def spec_from_dict(d: dict) -> SweepSpec:
-    d = _fields(SweepSpec, d, "")
-    base = _fields(TrainConfig, d.get("base", {}), "base")
-    if "task" in base:
-        base["task"] = TaskConfig(**_fields(TaskConfig, base["task"], "base.task"))
-    if "phases" in base:
-        require(isinstance(base["phases"], list), "base.phases", "must be a list of tables")
-        base["phases"] = tuple(Phase(**_fields(Phase, ph, f"base.phases[{i}]"))
-                               for i, ph in enumerate(base["phases"]))
-    d["base"] = TrainConfig(**base)
+    """A ``SweepSpec`` from a dict (as loaded from TOML/JSON): every field type-checked (no
+    string taken for a number or a boolean), unknown fields named."""
+    require(isinstance(d, dict), "spec", f"must be a table, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(SweepSpec)}
+    for k in d:
+        require(k in names, k, f"unknown field (known: {', '.join(sorted(names))})")
+    d = dict(d)
+    d["base"] = fields.from_dict(TrainConfig, d.get("base", {}), "base")
     seeds = d.get("seeds", 1)
     if is_int(seeds):
         require(seeds >= 1, "seeds", f"a count must be >= 1, got {seeds}")
@@ -142,11 +130,15 @@ def spec_from_dict(d: dict) -> SweepSpec:
     require(isinstance(seeds, (list, range, tuple)), "seeds",
             f"must be a count or a list of integers, got {seeds!r}")
     d["seeds"] = tuple(seeds)
-    axes = _fields(Axes, d.get("axes", {}), "axes")
+    axes = d.get("axes", {})
+    require(isinstance(axes, dict), "axes", f"must be a table, got {type(axes).__name__}")
     for k, v in axes.items():
         require(isinstance(v, list), f"axes.{k}", f"must be a list, got {v!r}")
-        axes[k] = tuple(v)
-    d["axes"] = Axes(**axes)
+    d["axes"] = fields.from_dict(Axes, axes, "axes")
+    if "chunk_steps" in d:
+        fields.check_value(d["chunk_steps"], int, "chunk_steps")
+    if "name" in d:
+        fields.check_value(d["name"], str, "name")
     return SweepSpec(**d).validate()
 
 

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from scbjax.cli import main
-from scbjax.results import load_run
+from scbjax.results import config_from_dict
+from scbjax.store import load_runs
 from scbjax.train import log_schedule
+
+
+def load_run(out):
+    runs = load_runs(out)
+    meta = dict(runs.meta, config=config_from_dict(runs.meta["config"]))
+    return runs.arrays, meta
 
 
 def test_train_end_to_end(tmp_path, capsys):
@@ -17,14 +24,14 @@ def test_train_end_to_end(tmp_path, capsys):
                "--batch", "4", "--log-every", "10", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "3 seeds x 50 steps in one compiled call" in text
+    assert "3 seeds x 50 steps in one compiled group" in text
     assert "excess_loss" in text and "corr_V" in text
     arrays, meta = load_run(out)
     assert arrays["metrics/excess_loss"].shape == (3, 6)
     assert arrays["params/V"].shape == (3, 4, 4) and arrays["params/A"].shape == (3, 5, 4)
     assert arrays["task/q"].shape == (3, 5, 4)
     np.testing.assert_array_equal(arrays["seeds"], [0, 1, 2])
-    np.testing.assert_array_equal(arrays["samples"], np.arange(6) * 40)
+    np.testing.assert_array_equal(arrays["samples"], [np.arange(6) * 40] * 3)
     assert meta["config"].task.N == 4 and meta["config"].phases[0].steps == 50
     np.testing.assert_array_equal(arrays["steps"], log_schedule(meta["config"])[0])
     assert meta["versions"]["jax"] and meta["timings"]["run_s"] > 0
@@ -41,8 +48,8 @@ def test_phases_and_options(tmp_path, capsys):
     arrays, meta = load_run(out)
     assert [p.batch for p in meta["config"].phases] == [4, 16]
     assert meta["config"].projection_A == "simplex" and meta["config"].mu == "estimate"
-    np.testing.assert_allclose(arrays["hparams/lam"], [[1e-3, 0.0]] * 2)
-    np.testing.assert_array_equal(arrays["samples"], [0, 40, 80, 240])
+    np.testing.assert_allclose(arrays["settings/lam"], [[1e-3, 0.0]] * 2)
+    np.testing.assert_array_equal(arrays["samples"], [[0, 40, 80, 240]] * 2)
 
 
 @pytest.mark.parametrize("args, field", [

@@ -1,11 +1,13 @@
 """A miniature reproduction end to end: every study trains, every figure file and the claims
 table are produced; `scbjax plot` redraws from saved results without training."""
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
-from scbjax import reproduce
+from scbjax import executor, reproduce
 from scbjax.cli import main
 from scbjax.reproduce import Claim, claims_table
 
@@ -39,15 +41,17 @@ def test_tiny_reproduction_produces_every_figure_and_the_claims_table(tiny_run, 
     assert PAPER_CLAIMS <= ids, PAPER_CLAIMS - ids
     for c in claims:
         assert c["measured"] and c["criterion"] and isinstance(c["passed"], bool), c
+    assert json.loads((results / reproduce.JOB_FILE).read_text())["mode"] == "tiny"
     for name in reproduce.STUDIES:
-        assert (results / name / "DONE").is_file()
+        for spec in reproduce.study_specs(name, "tiny"):
+            assert (results / name / spec / "results.npz").is_file(), (name, spec)
+            assert not (results / name / spec / "checkpoint.npz").exists()
 
 
 def test_plot_redraws_from_saved_results_without_training(tiny_run, monkeypatch, capsys):
     _, results, figs = tiny_run
-    for name in reproduce.STUDIES:  # any training now would be an error
-        monkeypatch.setattr(reproduce.load_study(name), "run",
-                            lambda *a, **k: pytest.fail("plot must not train"))
+    monkeypatch.setattr(executor, "make_stepper", lambda *a, **k: pytest.fail("plot must not "
+                                                                           "train"))
     before = json.loads((results / reproduce.CLAIMS_FILE).read_text())
     redrawn = figs.parent / "redrawn"
     assert main(["plot", str(results), "--figures", str(redrawn)]) == 0
@@ -60,13 +64,53 @@ def test_plot_redraws_from_saved_results_without_training(tiny_run, monkeypatch,
     assert f"{n_pass} passed, {len(before) - n_pass} failed" in text
 
 
-def test_resume_skips_finished_studies(tiny_run, monkeypatch, capsys):
+def test_rerun_reuses_finished_runs_without_training(tiny_run, monkeypatch, capsys):
     _, results, _ = tiny_run
+    monkeypatch.setattr(executor, "make_stepper", lambda *a, **k: pytest.fail("finished spec "
+                                                                           "rerun"))
+    times = reproduce.run_studies("tiny", results, log=lambda m: None)
+    assert set(times) == set(reproduce.STUDIES)
+    assert capsys.readouterr().err.count("finished earlier, reused") == sum(
+        len(reproduce.study_specs(n, "tiny")) for n in reproduce.STUDIES)
+
+
+def test_runs_are_addressed_by_label(tiny_run):
+    _, results, _ = tiny_run
+    rs = reproduce.load_results("transfer", "tiny", results)
+    down = rs["downstream"]
+    setup = reproduce.load_study("transfer").MODES["tiny"]
+    ft = down.select(arm="finetune", rho=0.9)
+    assert len(ft) == setup.seeds and set(ft.label("arm")) == {"finetune"}
+    np.testing.assert_allclose(ft.label("rho"), 0.9)
+    assert sorted(down.values("rho")) == sorted(setup.rhos)
+    assert len(down.select(arm="scratch")) == setup.seeds * len(setup.rhos)
+    with pytest.raises(KeyError, match="no label 'colour'"):
+        down.select(colour="red")
+    with pytest.raises(KeyError, match="no run"):
+        down.select(arm="finetune", rho=0.33)
+    with pytest.raises(KeyError, match="no runs named"):
+        rs["nope"]
+
+
+def test_another_mode_in_out_is_refused_and_nothing_changes(tiny_run, capsys):
+    _, results, figs = tiny_run
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
+    assert main(["reproduce", "--quick", "--only", "population", "--out", str(results),
+                 "--figures", str(figs)]) == 2
+    err = capsys.readouterr().err
+    assert "holds results of mode 'tiny'" in err and err.count("\n") == 1
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()} == before
+
+
+def test_plan_trains_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "calibrate", lambda: {"s_per_sample_unit": 1e-9,
+                                                         "s_per_compile": 1.0})
+    assert main(["reproduce", "--quick", "--plan", "--out", str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    assert "groups" in text and "samples" in text and "on this machine" in text
+    assert not (tmp_path / "o").exists()
     for name in reproduce.STUDIES:
-        monkeypatch.setattr(reproduce.load_study(name), "run",
-                            lambda *a, **k: pytest.fail("finished study rerun"))
-    times = reproduce.run_studies("tiny", results, resume=True, log=lambda m: None)
-    assert times == {}
+        assert name in text
 
 
 def test_claims_table_counts_and_wraps():
@@ -84,3 +128,42 @@ def test_unknown_study_is_a_config_error(tmp_path, capsys):
     assert main(["reproduce", "--tiny", "--only", "nope", "--out", str(tmp_path)]) == 2
     assert "study" in capsys.readouterr().err
     assert main(["plot", str(tmp_path / "missing")]) == 2
+
+
+def test_killed_reproduce_resumes_to_the_same_results(tiny_run, tmp_path):
+    """SIGKILL in the middle of a study, then the same command: it resumes from the last
+    checkpoint and ends with the same saved runs and claims as the uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, ref, _ = tiny_run
+    out, figs = tmp_path / "out", tmp_path / "figs"
+    cmd = [sys.executable, "-m", "scbjax", "reproduce", "--tiny", "--only", "transfer",
+           "--out", str(out), "--figures", str(figs)]
+    env = {**__import__("os").environ, "JAX_PLATFORMS": "cpu"}
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    try:
+        while not list(out.glob("transfer/*/checkpoint.npz")):
+            assert p.poll() is None, "finished before any checkpoint appeared"
+            assert time.time() - t0 < 300
+            time.sleep(0.01)
+        p.send_signal(signal.SIGKILL)
+    finally:
+        p.wait()
+    assert p.returncode == -signal.SIGKILL
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stderr
+    for spec in reproduce.study_specs("transfer", "tiny"):
+        with np.load(out / "transfer" / spec / "results.npz") as a, \
+                np.load(ref / "transfer" / spec / "results.npz") as b:
+            assert sorted(a.files) == sorted(b.files)
+            for k in a.files:
+                np.testing.assert_array_equal(a[k], b[k], err_msg=f"{spec}/{k}")
+    got = reproduce.check_claims(out, ["transfer"])
+    want = [c for c in json.loads((ref / reproduce.CLAIMS_FILE).read_text())
+            if c["study"] == "transfer"]
+    assert [dataclasses.asdict(c) for c in got] == want
