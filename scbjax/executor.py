@@ -22,7 +22,8 @@ import jax
 import numpy as np
 
 from scbjax.errors import ConfigError
-from scbjax.results import _atomic_write, config_to_dict, git_commit, versions
+from scbjax.fileio import atomic_write as _atomic_write
+from scbjax.results import config_to_dict, git_commit, versions
 from scbjax.runs import FORMAT, RunSpec, digest_arrays
 from scbjax.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, is_complete, load_npz, \
     load_runs

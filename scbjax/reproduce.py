@@ -95,7 +95,7 @@ def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True
         probe.unlink()
     except OSError as e:
         raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
-    from scbjax.results import _atomic_write
+    from scbjax.fileio import atomic_write as _atomic_write
 
     _atomic_write(job, lambda f: f.write(json.dumps({"kind": "reproduce", "mode": mode})
                                          .encode()))
@@ -244,7 +244,7 @@ def check_claims(out, only: list[str] | None = None, mode: str | None = None) ->
         claims += [dataclasses.replace(c, study=name)
                    for c in st.claims(load_results(name, mode, out), st.MODES[mode])]
     if set(names) == set(STUDIES):
-        from scbjax.results import _atomic_write
+        from scbjax.fileio import atomic_write as _atomic_write
 
         text = json.dumps([dataclasses.asdict(c) for c in claims], indent=2).encode()
         _atomic_write(out / CLAIMS_FILE, lambda f: f.write(text))

@@ -187,7 +187,8 @@ class RunSpec:
 def _f32(x) -> bool:
     """x survives a cast to float32 (no overflow to inf, no underflow of a nonzero to 0)."""
     a = abs(float(x))
-    return a == 0 or (np.finfo(np.float32).tiny <= a <= np.finfo(np.float32).max)
+    f32 = np.finfo(np.float32)
+    return a == 0 or (float(f32.tiny) <= a <= float(f32.max))
 
 
 def _jsonable(v):

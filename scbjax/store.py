@@ -14,13 +14,12 @@ it runs. ``scbjax train`` writes one such directory; a sweep ``OUT/groups/<name>
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from scbjax.errors import ConfigError
+from scbjax.fileio import load_json, load_npz
 
 ARRAYS = "results.npz"
 SIDECAR = "run.json"
@@ -123,28 +122,6 @@ class RunSet(dict):
         if name not in self:
             raise KeyError(f"no runs named {name!r} (have: {', '.join(self)})")
         return dict.__getitem__(self, name)
-
-
-def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an .npz; ConfigError naming the file when it is missing or damaged."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise ConfigError(str(path), "missing") from None
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as e:
-        raise ConfigError(str(path), f"damaged or truncated ({type(e).__name__}: {e})") from None
-
-
-def load_json(path: Path) -> dict:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(path), "missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, OSError) as e:
-        raise ConfigError(str(path), f"not valid JSON ({e})") from None
 
 
 def load_runs(spec_dir, expect_hash: str | None = None, name: str = "") -> Runs:

@@ -33,7 +33,8 @@ from scbjax.errors import ConfigError, is_finite, is_int, require
 from scbjax.executor import Log, execute
 from scbjax.fileio import read_text
 from scbjax.metrics import stage1_length
-from scbjax.results import _atomic_write, config_to_dict, git_commit, versions
+from scbjax.fileio import atomic_write as _atomic_write
+from scbjax.results import config_to_dict, git_commit, versions
 from scbjax.runs import RunSpec, check_name, digest_json, run
 from scbjax.store import Runs
 from scbjax.train import METRICS, TrainConfig

@@ -39,7 +39,7 @@ def test_bench_text_and_bad_input(capsys):
     assert main(["bench", "--seeds", "1,x"]) == 2
     assert "seeds" in capsys.readouterr().err
     assert main(["bench", "--Q", "9", "--T", "4"]) == 2
-    assert capsys.readouterr().err.startswith("scbjax: error: Q")
+    assert capsys.readouterr().err.startswith("scbjax: error: task.Q")
 
 
 def test_flops_count():

@@ -428,12 +428,6 @@ def test_atomic_write_failure_keeps_old_file(tmp_path):
     assert p.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
 
 
-def test_results_atomic_write_alias():
-    from scbjax import results
-
-    assert results._atomic_write is fileio.atomic_write
-
-
 @FAST
 @given(frac=st.floats(0.0, 0.99))
 def test_truncated_npz_names_the_path(tmp_path_factory, frac):
@@ -483,13 +477,25 @@ def test_read_text_for_specs(tmp_path):
     assert fileio.read_text(p, "spec") == "name = 'x'\n"
 
 
-def test_load_run_corrupt_file_is_config_error(tmp_path):
-    from scbjax.results import save_run
+def test_load_runs_damaged_files_are_config_errors(tmp_path):
+    """A spec directory with a truncated results.npz, invalid run.json, or a run.json of
+    another format: one ConfigError naming the file."""
+    from scbjax.executor import Log, run_spec
+    from scbjax.runs import RunSpec, grid
+    from scbjax.store import load_runs
 
-    save_run(tmp_path, {"x": np.arange(3)}, s.TrainConfig())
-    (tmp_path / "run.json").write_text("{")
-    assert field_of(lambda: __import__("scbjax.results").results.load_run(tmp_path)) \
-        == str(tmp_path / "run.json")
+    cfg = s.TrainConfig(task=s.TaskConfig(N=3, T=4, Q=1), phases=(s.Phase(4, 2),), log_every=2)
+    d = tmp_path / "r"
+    run_spec("r", RunSpec(cfg, grid(range(2))), d, log=Log(quiet=True))
+    assert len(load_runs(d)) == 2
+    raw = (d / "results.npz").read_bytes()
+    (d / "results.npz").write_bytes(raw[: len(raw) // 2])
+    assert field_of(lambda: load_runs(d)) == str(d / "results.npz")
+    (d / "results.npz").write_bytes(raw)
+    (d / "run.json").write_text("{")
+    assert field_of(lambda: load_runs(d)) == str(d / "run.json")
+    (d / "run.json").write_text('{"config": {}}')
+    assert field_of(lambda: load_runs(d)) == str(d / "run.json")
 
 
 # --- memory ----------------------------------------------------------------------------------
