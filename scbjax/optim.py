@@ -261,6 +261,28 @@ def ppd(N: int, lr_V=None, lr_A=None, lam=None, mu: Array | None = None,
     return optax.chain(*head, *tail)
 
 
+def freeze_zeros(projection_A: str = "affine") -> optax.GradientTransformationExtraArgs:
+    """A debiasing step, on when the injected ``freeze=`` is true (else the identity): the
+    entries of A that are exactly zero before the step stay zero, the others take the step,
+    and (``projection_A="affine"``) each column is projected onto {1^T a = 1} over its nonzero
+    entries. Appended to ppd's chain: after an l1 phase that left exact zeros
+    (prox="affine_exact"), it refits the found support without the l1 bias."""
+
+    def update_fn(updates: Params, state, params: Params, *, freeze=None, **extra):
+        if freeze is None:
+            return updates, state
+        A_new = params.A + updates.A
+        mask_TxN = params.A != 0
+        A_m = jnp.where(mask_TxN, A_new, 0.0)
+        if projection_A == "affine":
+            n_N = jnp.maximum(mask_TxN.sum(0), 1).astype(A_m.dtype)
+            A_m = A_m - jnp.where(mask_TxN, (A_m.sum(0) - 1.0) / n_N, 0.0)
+        A_fin = jnp.where(freeze, A_m, A_new)
+        return Params(V=updates.V, A=A_fin - params.A), state
+
+    return optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update_fn)
+
+
 def sgd(lr_V=None, lr_A=None) -> optax.GradientTransformationExtraArgs:
     """Plain SGD on the unregularized loss: no preconditioning, no prox, no projection."""
     return optax.chain(scale_by_lr(lr_V, lr_A))

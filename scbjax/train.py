@@ -40,6 +40,8 @@ class Phase:
     lr_V: float = field(0.01, "learning rate for V (> 0)")
     lr_A: float = field(0.01, "learning rate for A (> 0)")
     lam: float = field(0.0, "l1 weight on A (ppd only; >= 0)")
+    freeze: bool = field(False, "a debiasing phase: A's exact zeros stay zero and each column "
+                         "of A is projected onto {1^T a = 1} over its support (ppd only) [recon]")
 
 
 MAX_STEPS = 2**31 - 1  # step indices are int32 on the device
@@ -117,6 +119,8 @@ class TrainConfig:
                 f"must be in [0, 1], got {self.init_scale!r}")
         require(not (self.prox == "affine_exact" and self.projection_A != "affine"), "prox",
                 "affine_exact is the exact prox on {1^T a = 1}: it needs projection_A affine")
+        require(self.optimizer == "ppd" or not any(p.freeze for p in self.phases), "phases",
+                "freeze (a debiasing phase) is a step of ppd only")
         require(not (self.population and self.loss != "mse"), "loss",
                 "population mode has the closed form of the MSE loss only")
         return self
@@ -173,12 +177,16 @@ def _chunks(steps: int, k: int) -> list[int]:
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
     """The run's optax chain, built once; each update injects the step's ``lr_V``, ``lr_A``,
-    ``lam`` (its phase's traced values) and the task's ``mu`` as extra arguments."""
+    ``lam`` (its phase's traced values), ``freeze`` (its phase's flag) and the task's ``mu``
+    as extra arguments."""
     if config.optimizer == "ppd":
         estimate = config.mu == "estimate" and not config.population
-        return optim.ppd(config.task.N, projection_V=config.projection_V,
-                         projection_A=config.projection_A, order=config.order,
-                         mu_prior=config.mu_prior, estimate=estimate, prox=config.prox)
+        opt = optim.ppd(config.task.N, projection_V=config.projection_V,
+                        projection_A=config.projection_A, order=config.order,
+                        mu_prior=config.mu_prior, estimate=estimate, prox=config.prox)
+        if any(p.freeze for p in config.phases):
+            opt = optax.chain(opt, optim.freeze_zeros(config.projection_A))
+        return opt
     if config.optimizer == "sgd":
         return optim.sgd()
     return optim.adam()
@@ -363,6 +371,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     N, T = config.task.N, config.task.T
     model, lossname = config.model, config.loss
     phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1].astype(np.int32)
+    freeze_P = np.asarray([p.freeze for p in config.phases])
     opt = make_optimizer(config)
 
     def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
@@ -407,7 +416,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
             loss, g = jax.value_and_grad(batch_loss)(params, batch, mask, model, lossname)
             counts = token_counts(batch, N, mask)
         upd, opt_state = opt.update(g, opt_state, params, token_counts=counts, mu=task.mu,
-                                    lr_V=st.lr_V[p], lr_A=st.lr_A[p], lam=st.lam[p])
+                                    lr_V=st.lr_V[p], lr_A=st.lr_A[p], lam=st.lam[p],
+                                    freeze=jnp.asarray(freeze_P)[p])
         params = optax.apply_updates(params, upd)
         ok = jnp.all(jnp.isfinite(params.V)) & jnp.all(jnp.isfinite(params.A))
         div = jnp.where((div < 0) & ~ok, t + 1, div)

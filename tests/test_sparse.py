@@ -268,3 +268,46 @@ def test_measure_logs_support_metrics_under_jit_and_vmap():
     assert np.all(mv["dist_A"] ** 2 >= mv["off_support_dist"] ** 2 - 1e-6)
     sm = measure(s.Params(V=task.P, A=jnp.log(task.q + 1e-3)), task, "softmax")
     assert float(sm["support_rate"]) == 1.0 and float(sm["zeros_A"]) == 0.0
+
+
+def test_freeze_zeros_keeps_exact_zeros_and_projects_on_the_support():
+    """A debiasing step: zeros stay zero, each column sums to 1 over its support, and without
+    the flag the step is the identity on the updates."""
+    import jax.numpy as jnp
+
+    from scbjax.model import Params
+    from scbjax.optim import freeze_zeros
+
+    A = jnp.asarray([[0.5, 0.0], [0.0, 1.0], [0.5, 0.0]], jnp.float32)
+    V = jnp.eye(2, dtype=jnp.float32)
+    u = Params(V=jnp.zeros_like(V), A=jnp.asarray([[0.1, 0.3], [0.2, 0.1], [0.0, -0.2]]))
+    t = freeze_zeros("affine")
+    st = t.init(Params(V=V, A=A))
+    out, _ = t.update(u, st, Params(V=V, A=A), freeze=jnp.asarray(True))
+    A_new = A + out.A
+    np.testing.assert_array_equal(np.asarray(A_new) == 0, np.asarray(A) == 0)
+    np.testing.assert_allclose(A_new.sum(0), [1.0, 1.0], atol=1e-6)
+    # column 0: support {0, 2}, step (0.1, 0.0), excess 0.1 split over the support
+    np.testing.assert_allclose(A_new[:, 0], [0.55, 0.0, 0.45], atol=1e-6)
+    off, _ = t.update(u, st, Params(V=V, A=A), freeze=jnp.asarray(False))
+    np.testing.assert_allclose(off.A, u.A, atol=1e-7)
+    same, _ = t.update(u, st, Params(V=V, A=A))
+    np.testing.assert_allclose(same.A, u.A)
+
+
+def test_freeze_phase_in_training_keeps_the_support_of_an_exact_prox_phase():
+    import jax
+
+    import scbjax as s
+    from scbjax.train import make_train
+
+    cfg = s.TrainConfig(task=s.TaskConfig(N=4, T=8, Q=2), prox="affine_exact", log_every=100,
+                        phases=(s.Phase(300, 32, 0.2, 0.2, 0.1),
+                                s.Phase(100, 32, 0.2, 0.2, 0.0, freeze=True)))
+    r = make_train(cfg)(jax.random.PRNGKey(0))
+    z = np.asarray(r.metrics["zeros_A"])
+    assert z[3] > 0  # the l1 phase left exact zeros
+    assert z[-1] >= z[3]  # the debiasing phase kept them
+    np.testing.assert_allclose(np.asarray(r.params.A).sum(0), 1.0, atol=1e-5)
+    with pytest.raises(s.ConfigError, match="freeze"):
+        s.TrainConfig(optimizer="sgd", phases=(s.Phase(5, freeze=True),)).validate()
