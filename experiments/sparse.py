@@ -62,9 +62,9 @@ LR_DECAY = (1.0, 0.3, 0.1)
 LR = 0.01  # at batch 8; scaled by B / 8
 LR_MAX = 0.1
 LAM_SMALL = 1e-3
-EXACT_SCALES = (0.25, 1.0, 4.0)
+EXACT_SCALES = (0.25, 1.0)
 SGD_LRS = (0.1, 0.3, 1.0)
-SGD_DECAY_LRS = (0.3, 1.0)
+SGD_DECAY_LRS = (1.0,)
 EXACT_OFF = 1e-3  # default rule: median off-support mass <= this
 V_SLACK = 1.05  # default rule: median ||V - P|| <= this x soft lambda = 0's
 REL_OK = 0.1  # claim 6
@@ -85,7 +85,7 @@ class Setup:
 
 MODES = {
     "tiny": Setup(N=5, Q=2, Ts=(8,), batches=(8,), samples=1600, seeds=2, mc=512),
-    "quick": Setup(N=10, Q=2, Ts=(64, 256), batches=(8, 64), samples=160_000, seeds=8),
+    "quick": Setup(N=10, Q=2, Ts=(64, 256), batches=(8, 64), samples=160_000, seeds=6),
     "full": Setup(N=10, Q=2, Ts=(64, 256, 1024), batches=(8, 64), samples=640_000, seeds=32),
 }
 
@@ -149,17 +149,22 @@ def arm_runs(su: Setup, arm: str, lams) -> tuple:
 
 
 def runs(su: Setup) -> dict[str, RunSpec]:
+    """Per (T, B): soft and exact at every (T, B); debias and the SGD controls at the small
+    batch; precond and free at the small batch and the smallest T (the budget of --quick)."""
     specs = {}
+    B0, T0 = min(su.batches), min(su.Ts)
     for T in su.Ts:
         for B in su.batches:
             ln = lam_noise(su, T, B)
             tag = f"T{T}_B{B}"
-            specs[f"soft_{tag}"] = RunSpec(_config(su, T, B),
-                                           arm_runs(su, "soft", (0.0, LAM_SMALL, ln)))
+            soft = (0.0, LAM_SMALL, ln) if B == B0 else (0.0, ln)
+            specs[f"soft_{tag}"] = RunSpec(_config(su, T, B), arm_runs(su, "soft", soft))
+            exact = [ln * c for c in EXACT_SCALES] if B == B0 else [ln]
             specs[f"exact_{tag}"] = RunSpec(_config(su, T, B, prox="affine_exact"),
-                                            arm_runs(su, "exact", [ln * c for c in
-                                                                   EXACT_SCALES]))
-            if B == min(su.batches):  # the two other variants at the small batch only
+                                            arm_runs(su, "exact", exact))
+            if B != B0:
+                continue
+            if T == T0:
                 specs[f"precond_{tag}"] = RunSpec(_config(su, T, B, prox="precond"),
                                                   arm_runs(su, "precond", (ln,)))
                 specs[f"free_{tag}"] = RunSpec(_config(su, T, B, projection_A="none"),
@@ -211,41 +216,46 @@ def table(rs, su: Setup) -> list[dict]:
 
 def _row(rows, **kw) -> dict:
     for r in rows:
-        if all(r[k] == v if not isinstance(v, float) else math.isclose(r[k], v, rel_tol=1e-6)
+        if all(math.isclose(r[k], v, rel_tol=1e-6) if isinstance(v, float) else r[k] == v
                for k, v in kw.items()):
             return r
     raise KeyError(kw)
 
 
+def _rank(rows, r) -> int:
+    """The rank of r's lambda among its arm's lambdas at its (T, B) (lambda_n depends on T)."""
+    lams = sorted({x["lam"] for x in rows if x["T"] == r["T"] and x["B"] == r["B"]
+                   and x["arm"] == r["arm"]})
+    return lams.index(r["lam"])
+
+
 def choose_default(rows, su: Setup) -> tuple[dict, list[str]]:
-    """The default rule: (arm and lam of the default, one line per candidate that passed)."""
+    """The default rule at the small batch: (arm and lambda rank of the default, the variants
+    that passed). A variant is an arm and the rank of its lambda (the same lambda rule at
+    every T)."""
     B = min(su.batches)
     base = {T: _row(rows, T=T, B=B, arm="soft", lam=0.0) for T in su.Ts}
-    cands = {}
+    cands: dict = {}
     for r in rows:
-        if r["B"] != B or r["arm"] not in PPD_ARMS or (r["arm"] == "soft" and r["lam"] == 0):
-            continue
-        cands.setdefault((r["arm"], r["lam_key"] if "lam_key" in r else _lam_key(rows, r)),
-                         []).append(r)
+        if r["B"] == B and r["arm"] in PPD_ARMS and not (r["arm"] == "soft" and r["lam"] == 0):
+            cands.setdefault((r["arm"], _rank(rows, r)), []).append(r)
     ok = []
     for (arm, k), rs_ in cands.items():
-        if len(rs_) != len(su.Ts):
-            continue
-        good = all(r["off_support_mass"] <= EXACT_OFF and r["dist_A"] < base[r["T"]]["dist_A"]
-                   and r["dist_V"] <= V_SLACK * base[r["T"]]["dist_V"] for r in rs_)
-        if good:
+        if len(rs_) == len(su.Ts) and all(
+                r["off_support_mass"] <= EXACT_OFF and r["dist_A"] < base[r["T"]]["dist_A"]
+                and r["dist_V"] <= V_SLACK * base[r["T"]]["dist_V"] for r in rs_):
             ok.append((sum(r["dist_A"] for r in rs_), arm, k))
     if not ok:
         return dict(DEFAULT), []
     ok.sort()
-    return {"arm": ok[0][1], "lam_rank": ok[0][2]}, [f"{a} (lambda #{k})" for _, a, k in ok]
+    return {"arm": ok[0][1], "rank": ok[0][2]}, [f"{a} (lambda rank {k})" for _, a, k in ok]
 
 
-def _lam_key(rows, r) -> int:
-    """The rank of r's lambda among its arm's lambdas at its (T, B) (lambda_n differs by T)."""
-    lams = sorted({x["lam"] for x in rows if x["T"] == r["T"] and x["B"] == r["B"]
-                   and x["arm"] == r["arm"]})
-    return lams.index(r["lam"])
+def _default_runs(rs, chosen: dict, T: int, B: int):
+    r = rs[f"{chosen['arm']}_T{T}_B{B}"].select(arm=chosen["arm"])
+    if "lam" in chosen:
+        return r.select(lam=chosen["lam"])
+    return r.select(lam=sorted(r.values("lam"))[chosen["rank"]])
 
 
 def figures(rs, su: Setup) -> dict:
@@ -305,35 +315,30 @@ def claims(rs, su: Setup) -> list[Claim]:
     B = min(su.batches)
     chosen, passed = choose_default(rows, su)
     growth = []
-    for arm in ("soft", "exact", "debias"):
-        lams = {T: sorted({r["lam"] for r in rows if r["T"] == T and r["B"] == B
-                           and r["arm"] == arm}) for T in su.Ts}
-        k = -1 if arm == "soft" and False else (1 if arm == "exact" else (-1))
-        if arm == "soft":
-            vals = [_row(rows, T=T, B=B, arm="soft", lam=0.0)["dist_A"] for T in su.Ts]
-            name = "soft lam 0"
-        else:
-            vals = [_row(rows, T=T, B=B, arm=arm, lam=lams[T][k if arm != "debias" else 0]
-                         )["dist_A"] for T in su.Ts]
-            name = f"{arm} lam_n"
-        growth.append(f"{name}: " + " -> ".join(fmt(v) for v in vals))
+    for arm, pick in (("soft", lambda lams: 0.0), ("exact", max), ("debias", max)):
+        if not all(f"{arm}_T{T}_B{B}" in rs for T in su.Ts):
+            continue
+        vals = []
+        for T in su.Ts:
+            lams = [r["lam"] for r in rows if r["T"] == T and r["B"] == B and r["arm"] == arm]
+            vals.append(_row(rows, T=T, B=B, arm=arm, lam=pick(lams))["dist_A"])
+        growth.append(f"{arm} {'lambda 0' if arm == 'soft' else 'lambda_n'}: "
+                      + " -> ".join(fmt(v) for v in vals))
+    base = [_row(rows, T=T, B=B, arm="soft", lam=0.0) for T in su.Ts]
     c_def = Claim(
         "6a", "l1 step: a variant recovers the support exactly and beats lambda = 0",
-        f"default: {chosen}; variants passing the rule at B={B}: "
-        f"{', '.join(passed) or 'none'}; ||A-q|| from T={su.Ts[0]} to T={su.Ts[-1]}: "
-        + "; ".join(growth),
+        f"variants passing at B={B}: {', '.join(passed) or 'none'} (default kept: "
+        f"{chosen}); soft lambda=0 at T={'/'.join(str(T) for T in su.Ts)}: ||V-P|| "
+        + "/".join(fmt(r["dist_V"]) for r in base) + ", ||A-q|| "
+        + "/".join(fmt(r["dist_A"]) for r in base) + ", off-support mass "
+        + "/".join(fmt(r["off_support_mass"]) for r in base)
+        + f"; ||A-q|| from T={su.Ts[0]} to T={su.Ts[-1]}: " + "; ".join(growth),
         f"at B={B} and every T: median off-support mass <= {EXACT_OFF:g}, median ||A-q|| "
         f"below soft lambda=0's, median ||V-P|| <= {V_SLACK:g} x soft lambda=0's",
         bool(passed))
-    # claim 6b: small-batch convergence of the default, SGD's best fails
     ok, parts = True, []
     for T in su.Ts:
-        d = rs[f"{chosen['arm']}_T{T}_B{B}"]
-        if chosen["arm"] == "soft" and "lam" in chosen:
-            d = d.select(arm="soft", lam=chosen["lam"])
-        else:
-            lam = sorted(d.values("lam"))[chosen.get("lam_rank", 0)]
-            d = d.select(lam=lam)
+        d = _default_runs(rs, chosen, T, B)
         mV, mA = (float(np.median(_final(d, m))) for m in ("rel_dist_V", "rel_dist_A"))
         sgd = rs[f"sgd_T{T}_B{B}"].select(arm="sgd_constant")
         best = {m: min(float(np.median(_final(sgd.select(lam=lr), m)))

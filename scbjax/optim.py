@@ -15,7 +15,8 @@ The l1 step on A, ``ppd(prox=...)`` [recon], t = eta_A * lambda, z a column afte
   - "affine_exact": that joint prox, argmin_a 0.5||a - z||^2 + t||a||_1 s.t. 1^T a = 1. KKT:
     a - z + t s + nu 1 = 0 with s in d||a||_1, so a = soft_threshold(z - nu, t) with nu the root
     of sum_t soft_threshold(z - nu, t) = 1 (piecewise linear, non-increasing in nu, kinks at
-    z +- t): found exactly by sorting the 2T kinks (``prox_l1_affine``). Zeros stay exact zeros;
+    z +- t): bisection locates its linear piece, then nu is solved on it exactly
+    (``prox_l1_affine_cols``). Zeros stay exact zeros;
     no separate projection of A (only ``projection_A="affine"`` is allowed).
   - "precond": the proximal step in the preconditioner's metric ||X||_mu^2 = sum_k mu_k ||x_k||^2
     (the metric in which step 1 is a gradient step): column k is soft-thresholded by t / mu_k,
@@ -151,35 +152,38 @@ def prox_l1_mu(N: int, threshold=None, mu: Array | None = None, prior: float = 1
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+BISECT_ITERS = 24  # bisection steps for nu: the bracket shrinks to ~1e-7 of its width
+
+
 def prox_l1_affine_cols(Z_TxN: Array, t) -> Array:
     """Exact prox of t||a||_1 + indicator{1^T a = 1} on each column a of Z: the minimiser of
     0.5||a - z||^2 + t||a||_1 s.t. 1^T a = 1, i.e. soft_threshold(z - nu, t) with the shift nu
     solving f(nu) = sum soft_threshold(z - nu, t) = 1 (t >= 0, scalar or a 1 x N row).
 
-    f is piecewise linear with kinks at z - t (slope +1 there) and z + t (slope -1), slope -T
-    left of all kinks. Sorting the 2T kinks gives f at each (a cumulative sum), the segment where
-    f crosses 1, and nu there; nu is then recomputed from that segment's active entries
-    (nu = (sum_{z-t>nu} (z - t) + sum_{z+t<nu} (z + t) - 1) / #active) for float32 accuracy.
+    f is continuous, piecewise linear and non-increasing (kinks at z +- t), f >= T at
+    nu = min z - t - 1 and f <= 0 at nu = max z + t: ``BISECT_ITERS`` bisection steps locate
+    nu's linear piece (O(T) each, no sort), then nu is solved on that piece from its active
+    entries (nu = (sum_{z-t>nu} (z - t) + sum_{z+t<nu} (z + t) - 1) / #active), exactly.
     """
-    T = Z_TxN.shape[0]
     dt = Z_TxN.dtype
+    t = jnp.asarray(t, dt)
     u_TxN, l_TxN = Z_TxN - t, Z_TxN + t
-    b_2TxN = jnp.concatenate([u_TxN, l_TxN], axis=0)
-    d_2T = jnp.concatenate([jnp.ones((T,), dt), -jnp.ones((T,), dt)])
-    order_2TxN = jnp.argsort(b_2TxN, axis=0)
-    b_2TxN = jnp.take_along_axis(b_2TxN, order_2TxN, axis=0)
-    slope_2TxN = jnp.cumsum(d_2T[order_2TxN], axis=0) - T  # slope of f right of each kink
-    f0_N = jnp.sum(u_TxN, axis=0) - T * b_2TxN[0]  # f at the first kink
-    steps_2TxN = slope_2TxN[:-1] * jnp.diff(b_2TxN, axis=0)
-    f_2TxN = jnp.concatenate([f0_N[None], f0_N[None] + jnp.cumsum(steps_2TxN, axis=0)], axis=0)
-    j_N = jnp.sum(f_2TxN >= 1.0, axis=0)  # kinks left of the root
-    i_N = jnp.maximum(j_N - 1, 0)[None, :]
-    b_N = jnp.take_along_axis(b_2TxN, i_N, axis=0)[0]
-    f_N = jnp.take_along_axis(f_2TxN, i_N, axis=0)[0]
-    s_N = jnp.take_along_axis(slope_2TxN, i_N, axis=0)[0]
-    nu_N = jnp.where(j_N > 0, b_N + (f_N - 1.0) / jnp.maximum(-s_N, 1.0),
-                     (jnp.sum(u_TxN, axis=0) - 1.0) / T)  # root left of all kinks: slope -T
-    # refine: the same linear piece, summed directly
+
+    def f(nu_N):
+        return (jnp.sum(jnp.maximum(u_TxN - nu_N[None, :], 0.0), axis=0)
+                + jnp.sum(jnp.minimum(l_TxN - nu_N[None, :], 0.0), axis=0))
+
+    def bisect(_, lohi):
+        lo, hi = lohi
+        mid = 0.5 * (lo + hi)
+        above = f(mid) >= 1.0  # root to the right of mid
+        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+    lo_N = jnp.min(u_TxN, axis=0) - 1.0
+    hi_N = jnp.max(l_TxN, axis=0)
+    lo_N, hi_N = jax.lax.fori_loop(0, BISECT_ITERS, bisect, (lo_N, hi_N))
+    nu_N = 0.5 * (lo_N + hi_N)
+    # solve on the linear piece of the bracket: the active set at its midpoint
     pos_TxN, neg_TxN = u_TxN > nu_N[None, :], l_TxN < nu_N[None, :]
     n_N = jnp.sum(pos_TxN, axis=0) + jnp.sum(neg_TxN, axis=0)
     tot_N = jnp.sum(jnp.where(pos_TxN, u_TxN, 0.0), axis=0) + jnp.sum(
