@@ -14,10 +14,9 @@ Simulator checks (not paper claims), fixed before measuring:
   r_pop(l) >= 1%.
 - ``S2`` noise floor shrinks with batch: the final median excess loss decreases strictly as B
   grows.
-Observed: the population corr_V is 1 after the first step (the first preconditioned
-V-gradient is exactly P C_N), so corr_V below 1 in the stochastic runs is sampling noise.
+Measured numbers and what was observed: docs/findings.md
 Reconstruction choices: those of ``scbjax.train.TrainConfig`` defaults (true mu, affine
-projection, prox then project); the settings per mode are in ``SETTINGS``.
+projection, prox then project); the settings per mode are in ``MODES``.
 """
 
 from __future__ import annotations
