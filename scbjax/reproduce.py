@@ -25,7 +25,7 @@ from typing import Callable
 
 from scbjax.errors import ConfigError
 
-STUDIES = ("two_stage", "population", "transfer", "vs_sgd", "softmax", "recovery")
+STUDIES = ("scaling", "population", "vs_sgd", "softmax", "recovery")
 MODES = ("tiny", "quick", "full")
 CLAIMS_FILE = "claims.json"
 JOB_FILE = "job.json"
