@@ -576,7 +576,8 @@ def figures(rs, su: Setup) -> dict:
                      "Q": f"N={su.N}, T={su.T_fix}"}[sweep]
             B, lr = su.schedules[i][1], su.schedules[i][2]
             g.set_title(f"{n}: batch {B}, lr {lr:g}; {fixed}")
-            g.legend(loc="best", fontsize=5)
+            if g.get_legend_handles_labels()[0]:
+                g.legend(loc="best", fontsize=5)
         ax2[i, 0].set_ylabel("samples")
     fig2.suptitle(f"Stage lengths (stage 1: until corr_V >= {c:g}; stage 2: then until the "
                   f"excess loss <= {e:.0%} of its initial value)\nmedians over {su.seeds} "
@@ -623,7 +624,8 @@ def figures(rs, su: Setup) -> dict:
     for g in ax3[0, 1:]:
         _loglog(g)
         g.set_xlabel("context length T")
-        g.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=5, ncol=1)
+        if g.get_legend_handles_labels()[0]:
+            g.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=5, ncol=1)
     ax3[0, 1].set_ylabel("samples to eps")
     ax3[0, 1].set_title(f"(b) samples to eps ({e:.0%} of start)")
     ax3[0, 2].axhline(1.0, color="0.5", lw=0.8)
