@@ -25,7 +25,7 @@ from typing import Callable
 
 from scbjax.errors import ConfigError
 
-STUDIES = ("two_stage", "population", "transfer", "vs_sgd", "softmax", "recovery", "sparse")
+STUDIES = ("scaling", "population", "vs_sgd", "softmax", "recovery", "sparse")
 MODES = ("tiny", "quick", "full")
 CLAIMS_FILE = "claims.json"
 JOB_FILE = "job.json"
@@ -102,16 +102,19 @@ def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True
 
 
 def plan(mode: str, only: list[str] | None = None) -> list[dict]:
-    """Per study: specs, runs, samples, compiled calls (groups x phases)."""
+    """Per study: specs, runs, samples (each run's own batch), samples drawn (the padded
+    batch every run of a spec draws), compiled calls (groups x phases)."""
     rows = []
     for name in _select(only):
         specs = study_specs(name, mode)
         for sname, spec in specs.items():
             spec = spec.validate(f"{name}.{sname}")
             c = spec.config
+            drawn = len(spec.runs) * sum(p.steps * b for p, b in zip(c.phases,
+                                                                     spec.max_batch()))
             rows.append({"study": name, "spec": sname, "runs": len(spec.runs),
                          "N": c.task.N, "T": c.task.T, "Q": c.task.Q,
-                         "steps": c.total_steps, "samples": spec.samples(),
+                         "steps": c.total_steps, "samples": spec.samples(), "drawn": drawn,
                          "compiles": 1 + len(set(zip(spec.max_batch(), spec.masked()))),
                          "model": c.model, "population": c.population})
     return rows
@@ -144,7 +147,8 @@ def calibrate() -> dict:
 
 
 def estimate_seconds(row: dict, cal: dict) -> float:
-    work = row["samples"] * (row["T"] + row["N"]) * row["N"]
+    # every run of a spec draws the spec's largest batch of each phase (padding + mask)
+    work = row.get("drawn", row["samples"]) * (row["T"] + row["N"]) * row["N"]
     if row["population"]:
         work = row["steps"] * row["runs"] * (row["T"] + row["N"]) * row["N"]
     factor = 3.0 if row["model"] == "softmax" else 1.0

@@ -11,7 +11,7 @@ from scbjax import executor, reproduce
 from scbjax.cli import main
 from scbjax.reproduce import Claim, claims_table
 
-PAPER_CLAIMS = {"1a", "1b", "1c", "2a", "2b", "3a", "3b", "4a", "4b", "5"}
+PAPER_CLAIMS = {"1b", "1c", "2b", "2c", "3a", "3b", "4a", "4b", "5"}
 
 
 @pytest.fixture(scope="module")
@@ -76,18 +76,19 @@ def test_rerun_reuses_finished_runs_without_training(tiny_run, monkeypatch, caps
 
 def test_runs_are_addressed_by_label(tiny_run):
     _, results, _ = tiny_run
-    rs = reproduce.load_results("transfer", "tiny", results)
-    down = rs["downstream"]
-    setup = reproduce.load_study("transfer").MODES["tiny"]
-    ft = down.select(arm="finetune", rho=0.9)
+    rs = reproduce.load_results("scaling", "tiny", results)
+    setup = reproduce.load_study("scaling").MODES["tiny"]
+    T = rs[f"T{setup.T_fix}"]
+    ft = T.select(arm="finetune", rho=0.9, sched="A")
     assert len(ft) == setup.seeds and set(ft.label("arm")) == {"finetune"}
     np.testing.assert_allclose(ft.label("rho"), 0.9)
-    assert sorted(down.values("rho")) == sorted(setup.rhos)
-    assert len(down.select(arm="scratch")) == setup.seeds * len(setup.rhos)
+    np.testing.assert_allclose(ft.metric("corr_V")[:, 0], 0.9, atol=1e-3)  # the start's rho
+    assert sorted(v for v in T.values("rho") if v >= 0) == sorted(setup.rhos)
+    assert len(T.select(arm="scratch")) == setup.seeds * len(setup.schedules)
     with pytest.raises(KeyError, match="no label 'colour'"):
-        down.select(colour="red")
+        T.select(colour="red")
     with pytest.raises(KeyError, match="no run"):
-        down.select(arm="finetune", rho=0.33)
+        T.select(arm="finetune", rho=0.33)
     with pytest.raises(KeyError, match="no runs named"):
         rs["nope"]
 
@@ -140,13 +141,13 @@ def test_killed_reproduce_resumes_to_the_same_results(tiny_run, tmp_path):
 
     _, ref, _ = tiny_run
     out, figs = tmp_path / "out", tmp_path / "figs"
-    cmd = [sys.executable, "-m", "scbjax", "reproduce", "--tiny", "--only", "transfer",
+    cmd = [sys.executable, "-m", "scbjax", "reproduce", "--tiny", "--only", "scaling",
            "--out", str(out), "--figures", str(figs)]
     env = {**__import__("os").environ, "JAX_PLATFORMS": "cpu"}
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     try:
-        while not list(out.glob("transfer/*/checkpoint.npz")):
+        while not list(out.glob("scaling/*/checkpoint.npz")):
             assert p.poll() is None, "finished before any checkpoint appeared"
             assert time.time() - t0 < 300
             time.sleep(0.01)
@@ -157,13 +158,13 @@ def test_killed_reproduce_resumes_to_the_same_results(tiny_run, tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "resumed from" in r.stderr
-    for spec in reproduce.study_specs("transfer", "tiny"):
-        with np.load(out / "transfer" / spec / "results.npz") as a, \
-                np.load(ref / "transfer" / spec / "results.npz") as b:
+    for spec in reproduce.study_specs("scaling", "tiny"):
+        with np.load(out / "scaling" / spec / "results.npz") as a, \
+                np.load(ref / "scaling" / spec / "results.npz") as b:
             assert sorted(a.files) == sorted(b.files)
             for k in a.files:
                 np.testing.assert_array_equal(a[k], b[k], err_msg=f"{spec}/{k}")
-    got = reproduce.check_claims(out, ["transfer"])
+    got = reproduce.check_claims(out, ["scaling"])
     want = [c for c in json.loads((ref / reproduce.CLAIMS_FILE).read_text())
-            if c["study"] == "transfer"]
+            if c["study"] == "scaling"]
     assert [dataclasses.asdict(c) for c in got] == want
