@@ -17,18 +17,39 @@ scbjax: simulate training of a one-layer linear transformer on the Sparse Contex
 task (Ren, Wang & Lee, NeurIPS 2024). All seeds of a command train in one compiled call."""
 
 
+class UsageError(Exception):
+    """A command line that argparse cannot parse (printed as one line, exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ``scbjax: error: ...`` (no usage block) and
+    returns status 2 from ``main`` instead of exiting."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path")
+    return Path(text)
+
+
+_path.__name__ = "path"
+
+
 def _phase(text: str):
     from scbjax.train import Phase
 
     parts = text.split(",")
     if len(parts) != 5:
         raise argparse.ArgumentTypeError(
-            f"--phase wants STEPS,BATCH,LR_V,LR_A,LAM (5 comma-separated values), got {text!r}")
+            f"want STEPS,BATCH,LR_V,LR_A,LAM (5 comma-separated values), got {text!r}")
     try:
         return Phase(int(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
                      float(parts[4]))
     except ValueError as e:
-        raise argparse.ArgumentTypeError(f"--phase {text!r}: {e}") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
 
 def _with_defaults(group, cls, added: list[str], defaults: dict) -> None:
@@ -73,7 +94,7 @@ def add_train_parser(sub) -> None:
     _with_defaults(g, TrainConfig, added, dataclasses.asdict(TrainConfig()))
     g.add_argument("--projection", choices=("affine", "simplex", "none"), default=None,
                    help="projection of the columns of V and A (sets both)")
-    g.add_argument("--config", type=Path, default=None, metavar="FILE",
+    g.add_argument("--config", type=_path, default=None, metavar="FILE",
                    help="a TOML or JSON file with the fields of a TrainConfig (as a sweep's "
                    "[base]; a file with a [base] table is read from there)")
     g = t.add_argument_group("seeds and output")
@@ -81,7 +102,7 @@ def add_train_parser(sub) -> None:
                    "(default: 8)")
     g.add_argument("--seed-offset", type=int, default=0, help="first seed (seeds are offset..; "
                    "default: 0)")
-    g.add_argument("--out", type=Path, default=Path("runs/train"),
+    g.add_argument("--out", type=_path, default=Path("runs/train"),
                    help="output directory (default: runs/train)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace other results already in --out")
@@ -94,7 +115,7 @@ TASK_FIELDS = ("N", "T", "Q", "alpha", "mix", "q_weights", "beta")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scbjax", description=DESCRIPTION,
+    p = Parser(prog="scbjax", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -117,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="miniature sizes: checks the pipeline end to end in seconds (claims "
                    "are not meaningful there)")
     r.set_defaults(mode="quick")
-    r.add_argument("--out", type=Path, default=None,
+    r.add_argument("--out", type=_path, default=None,
                    help="raw results directory (default: results/reproduce-MODE)")
-    r.add_argument("--figures", type=Path, default=Path("figures"),
+    r.add_argument("--figures", type=_path, default=Path("figures"),
                    help="where the figures are written (default: figures)")
     r.add_argument("--only", action="append", default=None, metavar="STUDY",
                    help="run only this study (repeatable); one of: " + ", ".join(_studies()))
@@ -137,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "results, without training",
                         description="Read the raw results that `scbjax reproduce` saved in "
                         "RESULTS_DIR, redraw every figure and print the claims table.")
-    pl.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
+    pl.add_argument("results_dir", type=_path, metavar="RESULTS_DIR",
                     help="the --out directory of a reproduce run")
-    pl.add_argument("--figures", type=Path, default=Path("figures"),
+    pl.add_argument("--figures", type=_path, default=Path("figures"),
                     help="where the figures are written (default: figures)")
     pl.add_argument("--only", action="append", default=None, metavar="STUDY",
                     help="only this study (repeatable)")
@@ -163,8 +184,8 @@ def add_sweep_parser(sub) -> None:
                        "command resumes where it stopped and skips finished groups. Writes "
                        "OUT/table.csv (one row per run), OUT/summary.csv and OUT/groups/.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    w.add_argument("spec", type=Path, metavar="SPEC", help="sweep spec file (.toml or .json)")
-    w.add_argument("--out", type=Path, default=None,
+    w.add_argument("spec", type=_path, metavar="SPEC", help="sweep spec file (.toml or .json)")
+    w.add_argument("--out", type=_path, default=None,
                    help="output directory (default: runs/sweeps/<spec name>)")
     w.add_argument("--chunk-steps", type=int, default=None,
                    help="steps between checkpoints (overrides the spec's chunk_steps)")
@@ -275,31 +296,41 @@ def summary_table(runs) -> str:
 
 
 def check_train_out(out: Path, key: str, overwrite: bool) -> None:
-    """Refuse an --out that is a file, unwritable, or holds other results (unless
-    ``overwrite``, which removes them); results or a checkpoint of this very spec are kept
-    (reused or resumed)."""
-    from scbjax.store import ARRAYS, CHECKPOINT, SIDECAR, stored_hash
+    """Refuse an --out that is a file, unwritable, or holds other (or unidentifiable)
+    results, unless ``overwrite``: then the run replaces them when it finishes (nothing is
+    removed before). Results or a checkpoint of this very spec are kept (reused or resumed);
+    a damaged checkpoint is left to the executor (restarted from scratch, said so). Nothing
+    is created here."""
+    from scbjax.fileio import check_dir, load_json, load_npz
+    from scbjax.store import ARRAYS, CHECKPOINT, SIDECAR
 
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} is not a directory")
-    held = stored_hash(out)
-    if held is not None and held != key:
-        if not overwrite:
-            raise ConfigError("--out", f"{out} holds other results (another configuration): "
+    held, why = None, ""
+    if (out / SIDECAR).exists() or (out / ARRAYS).exists():
+        try:
+            meta = load_json(out / SIDECAR)
+            held = str(meta["hash"]) if isinstance(meta, dict) and "hash" in meta else "?"
+            why = f"{out / SIDECAR}: not a scbjax result"
+        except ConfigError as e:
+            held, why = "?", str(e)
+    elif (out / CHECKPOINT).exists():
+        try:
+            held = str(load_npz(out / CHECKPOINT).get("hash", "?"))
+            why = f"{out / CHECKPOINT}: no hash"
+        except ConfigError:
+            held = None
+    if held is not None and held != key and not overwrite:
+        if held == "?":
+            raise ConfigError("--out", f"{why}: the results in {out} cannot be identified: "
                               "choose another --out, or --overwrite to replace them")
-        for f in (ARRAYS, SIDECAR, CHECKPOINT):
-            (out / f).unlink(missing_ok=True)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").write_text("")
-        (out / ".write-test").unlink()
-    except OSError as e:
-        raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
+        raise ConfigError("--out", f"{out} holds other results (another configuration): "
+                          "choose another --out, or --overwrite to replace them")
+    check_dir(out, "--out")
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from scbjax.executor import Log, run_spec
-    from scbjax.resources import check_fits
+    from scbjax.executor import Log, check_spec, run_spec
     from scbjax.runs import RunSpec, grid
 
     cfg = config_from_args(a)
@@ -309,8 +340,8 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise ConfigError("seed_offset", f"seeds must lie in [0, 2^32): offset {a.seed_offset} "
                           f"+ {a.seeds} seeds")
     spec = RunSpec(cfg, grid(range(a.seed_offset, a.seed_offset + a.seeds)),
-                   chunk_steps=a.chunk_steps).validate()
-    check_fits(cfg, a.seeds)
+                   chunk_steps=a.chunk_steps)
+    spec = check_spec(spec, fits_field="task.N")  # fields, memory estimate
     check_train_out(a.out, spec.key(), a.overwrite)
     runs = run_spec("train", spec, a.out, log=Log(a.quiet))
     tm = runs.meta["timings"]
@@ -327,14 +358,9 @@ def _log(msg: str) -> None:
 
 
 def _check_figures_dir(figures: Path) -> None:
-    if figures.exists() and not figures.is_dir():
-        raise ConfigError("--figures", f"{figures} is not a directory")
-    try:
-        figures.mkdir(parents=True, exist_ok=True)
-        (figures / ".write-test").write_text("")
-        (figures / ".write-test").unlink()
-    except OSError as e:
-        raise ConfigError("--figures", f"cannot write to {figures}: {e.strerror or e}") from None
+    from scbjax.fileio import check_dir
+
+    check_dir(figures, "--figures")
 
 
 def _plot_and_check(results: Path, figures: Path, only, mode: str | None = None) -> None:
@@ -356,13 +382,13 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     out = a.out or Path("results") / f"reproduce-{a.mode}"
     rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
     if not a.plan:
+        _check_figures_dir(a.figures)
         reproduce.check_out(out, a.mode, a.overwrite, create=False)
     cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
     print(f"plan (reproduce --{a.mode}):")
     print(reproduce.format_plan(rows, cal), flush=True)
     if a.plan:
         return 0
-    _check_figures_dir(a.figures)
     t0 = time.perf_counter()
     reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet, overwrite=a.overwrite)
     _plot_and_check(out, a.figures, a.only, a.mode)
@@ -371,10 +397,13 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
 
 
 def cmd_plot(a: argparse.Namespace) -> int:
+    from scbjax import reproduce
+
     if not a.results_dir.is_dir():
         raise ConfigError("RESULTS_DIR", f"no such directory: {a.results_dir}")
     _check_figures_dir(a.figures)
-    _plot_and_check(a.results_dir, a.figures, a.only)
+    mode = reproduce.check_results(a.results_dir, a.only)  # every file loads, before drawing
+    _plot_and_check(a.results_dir, a.figures, a.only, mode)
     return 0
 
 
@@ -418,7 +447,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
                     loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats)
     from scbjax.bench import train_config
 
-    train_config(b)  # validates N, T, Q (ConfigError naming the field)
+    from scbjax.resources import check_fits
+
+    check_fits(train_config(b), max(seeds))  # validates N, T, Q; refuses what cannot fit
     r = run_bench(b)
     if a.breakdown:
         from scbjax.bench import breakdown, format_breakdown
@@ -448,7 +479,14 @@ def _join_dash_values(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    a = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        a = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
+    except UsageError as e:
+        print(f"scbjax: error: {e}", file=sys.stderr)
+        return 2
+    ex = sys.modules.get("scbjax.executor")
+    if ex is not None:
+        ex.PROGRESS.clear()  # a fresh command (main may be called more than once)
     try:
         commands = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot,
                     "sweep": cmd_sweep, "bench": cmd_bench}
@@ -456,9 +494,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused (disk full, permissions): one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"scbjax: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("scbjax: interrupted; checkpoints are intact: run the same command again to "
-              "resume", file=sys.stderr)
+        ex = sys.modules.get("scbjax.executor")
+        why = ex.interrupted_message() if ex is not None else "no run had started: nothing " \
+            "to resume"
+        print(f"scbjax: interrupted; {why}", file=sys.stderr)
         return 130
 
 

@@ -16,17 +16,17 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import jax
 import numpy as np
 
 from scbjax.errors import ConfigError
 from scbjax.fileio import atomic_write as _atomic_write
+from scbjax.resources import check_fits
 from scbjax.results import config_to_dict, git_commit, versions
 from scbjax.runs import FORMAT, RunSpec, digest_arrays
-from scbjax.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, is_complete, load_npz, \
-    load_runs
+from scbjax.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, load_npz, load_runs
 from scbjax.train import (METRICS, RunSettings, initial_metrics, intervals, log_schedule,
                           make_stepper, seed_keys)
 
@@ -106,22 +106,49 @@ def _resolve(x, context: RunSet):
 
 
 def check_tasks(mu_RxN: np.ndarray, P: np.ndarray, q: np.ndarray, where: str) -> None:
-    """Refuse tasks that the sampler cannot draw from (mu with zeros, non-finite entries)."""
-    for name, x in (("P", P), ("q", q), ("mu", mu_RxN)):
-        bad = ~np.isfinite(x).reshape(x.shape[0], -1).all(1)
-        if bad.any():
-            raise ConfigError(where, f"the task's {name} has non-finite entries (run "
-                              f"{int(np.flatnonzero(bad)[0])}); raise task.mix or task.alpha")
-    low = mu_RxN.min(1) < 1e-12
-    if low.any():
-        i = int(np.flatnonzero(low)[0])
-        raise ConfigError(where, f"the task's stationary distribution mu has a zero entry (run "
-                          f"{i}: min mu = {mu_RxN[i].min():.3g}); raise task.mix or task.alpha")
+    """Refuse tasks that the sampler cannot draw from (``scbjax.task.check_tasks``: P, q, mu
+    finite, mu > 0, P mu = mu), naming the first bad run and the knobs to change."""
+    from scbjax.task import Task
+    from scbjax.task import check_tasks as check
+
+    check(Task(P=np.asarray(P), mu=np.asarray(mu_RxN), q=np.asarray(q)), where)
+
+
+def check_spec(spec: RunSpec, name: str = "", fits_field: str | None = None) -> RunSpec:
+    """What can be checked before anything is compiled or written: the spec's fields and its
+    memory estimate (``check_fits``). The generated tasks are checked by ``run_spec`` right
+    after init, before any training step and before any file is written."""
+    spec = spec.validate(name)
+    check_fits(spec.config, len(spec.runs), spec.max_dataset,
+               where=fits_field or name or "task.N")
+    return spec
+
+
+# What the job is doing, for the message of an interrupt (``interrupted_message``).
+PROGRESS: dict = {}
+
+
+def interrupted_message() -> str:
+    """One sentence: where an interrupted job stands and what rerunning does."""
+    p = PROGRESS
+    if not p:
+        return "no run had started: nothing to resume"
+    if p.get("done"):
+        return (f"the runs finished so far are saved (last: {p['dir']}): run the same command "
+                "again to go on from there")
+    if p.get("step", 0) > 0:
+        return (f"{p['dir']} stopped at step {p['step']} of {p['total']} with its checkpoint "
+                "intact: run the same command again to resume from there")
+    return (f"{p['dir']} was stopped before its first checkpoint (finished runs are saved): "
+            "run the same command again to start it over")
 
 
 def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | None = None,
-             context: RunSet | None = None, tag: str = "") -> Runs:
-    """Run (or reuse, or resume) ``spec`` in ``sdir``; return its loaded ``Runs``."""
+             context: RunSet | None = None, tag: str = "",
+             on_start: Callable[[], None] | None = None) -> Runs:
+    """Run (or reuse, or resume) ``spec`` in ``sdir``; return its loaded ``Runs``.
+    ``on_start()`` is called once the spec is known good (reused, or initialised with its
+    tasks checked), before anything of it is written."""
     spec = spec.validate(name)
     sdir = Path(sdir)
     job = job or Job(spec.samples())
@@ -129,14 +156,22 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     tasks, params0 = _resolve(spec.tasks, context), _resolve(spec.params0, context)
     key = spec.key(digest_arrays(tasks), digest_arrays(params0))
     tag = tag or f"[{name}] "
-    if is_complete(sdir, key):
-        log(f"{tag}finished earlier, reused ({sdir})")
-        job.done += spec.samples()
-        return load_runs(sdir, key, name)
     if (sdir / SIDECAR).exists() or (sdir / ARRAYS).exists():
-        log(f"{tag}results in {sdir} are from another configuration or damaged: recomputing")
+        try:
+            done = load_runs(sdir, key, name)
+        except ConfigError as e:  # another configuration, or a damaged / missing file
+            log(f"{tag}{e}: recomputing")
+        else:
+            log(f"{tag}finished earlier, reused ({sdir})")
+            if on_start is not None:
+                on_start()
+            job.done += spec.samples()
+            PROGRESS.update(dir=sdir, step=spec.config.total_steps, done=True)
+            return done
     cfg = spec.config
     R = len(spec.runs)
+    check_fits(cfg, R, spec.max_dataset, where=name)
+    PROGRESS.update(dir=sdir, step=0, total=cfg.total_steps, done=False)
     ndev = jax.device_count()
     R_pad = -(-R // ndev) * ndev
     shard = jax.sharding.NamedSharding(run_mesh(), jax.sharding.PartitionSpec("runs"))
@@ -161,6 +196,8 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     state, m0 = jax.jit(jax.vmap(init1, in_axes=tuple(in_axes)), out_shardings=shard)(*args)
     t = state.task
     check_tasks(_to_host(t.mu)[:R], _to_host(t.P)[:R], _to_host(t.q)[:R], f"{name}: task")
+    if on_start is not None:
+        on_start()
     start, length, phase = intervals(cfg)
     n_int = len(start)
     chunk = spec.chunk_steps or max(cfg.log_every, -(-cfg.total_steps // 10))
@@ -174,6 +211,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
             state, metrics, done_int = got
             at = int(start[done_int]) if done_int < n_int else cfg.total_steps
             log(f"{tag}resumed from {ckpt} at step {at}")
+            PROGRESS.update(step=at)
     adv = jax.jit(jax.vmap(stepper.advance, in_axes=(0, None, None, None, None)),
                   static_argnums=(3, 4), donate_argnums=(0,))
     compiled: dict = {}
@@ -208,6 +246,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
         job.done += n_samp
         _save_checkpoint(ckpt, key, state, metrics, done_int)
         step = int(start[done_int]) if done_int < n_int else cfg.total_steps
+        PROGRESS.update(step=step)
         el = time.perf_counter() - t_run0 - compile_s
         left = el / max(samples_done, 1) * max(spec.samples() - _samples_through(
             step, cfg, batch_R), 0)
@@ -228,6 +267,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
         _atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays))
         _atomic_write(sdir / SIDECAR, lambda f: f.write(json.dumps(meta, indent=2).encode()))
         ckpt.unlink(missing_ok=True)
+    PROGRESS.update(done=True)
     div = arrays["diverged_step"]
     for i in np.flatnonzero(div >= 0):
         lab = ", ".join(f"{k}={arrays[f'labels/{k}'][i]}" for k in spec.label_names)
@@ -327,17 +367,26 @@ def _arrays(spec: RunSpec, state, metrics: dict, sa: dict, R: int) -> dict:
 
 
 def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | None = None,
-            tag: str = "") -> RunSet:
+            tag: str = "", on_start: Callable[[], None] | None = None) -> RunSet:
     """Run each spec in order into ``out/<name>``; a spec's ``tasks``/``params0`` functions
-    see the ``RunSet`` of the specs before it. Returns the ``RunSet``."""
+    see the ``RunSet`` of the specs before it. ``on_start()`` is called once, when the first
+    spec is known good (see ``run_spec``). Returns the ``RunSet``."""
     out = Path(out)
+    started = []
+
+    def once():
+        if not started and on_start is not None:
+            started.append(True)
+            on_start()
+
     rs = RunSet()
     job = job or Job(sum(s.samples() for s in specs.values()))
     for i, (name, spec) in enumerate(specs.items()):
         c = spec.config
         t = (f"[{tag}{name} {i + 1}/{len(specs)}: {len(spec.runs)} runs, N={c.task.N} "
              f"T={c.task.T} Q={c.task.Q}] ")
-        rs[name] = run_spec(name, spec, out / name, log=log, job=job, context=rs, tag=t)
+        rs[name] = run_spec(name, spec, out / name, log=log, job=job, context=rs, tag=t,
+                            on_start=once)
     return rs
 
 
@@ -354,4 +403,5 @@ def load(specs: Mapping[str, RunSpec], out) -> RunSet:
     return rs
 
 
-__all__ = ["execute", "load", "run_spec", "run_mesh", "Log", "Job", "check_tasks"]
+__all__ = ["execute", "load", "run_spec", "run_mesh", "Log", "Job", "check_tasks", "check_spec",
+           "interrupted_message"]

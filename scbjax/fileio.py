@@ -108,3 +108,33 @@ def load_json(path, field: str | None = None) -> Any:
         where = "" if f == str(path) else f"{path}: "
         raise ConfigError(f, f"{where}not valid JSON (line {e.lineno}, column {e.colno}: "
                           f"{e.msg})") from None
+
+
+def check_dir(path, field: str) -> Path:
+    """``path`` can be a directory this process writes into: ConfigError(``field``) for a file
+    (or a file above it), an unwritable or impossible path (``/proc/x``). Missing directories
+    are created for the probe and removed again: nothing is left behind."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(field, f"{path} is not a directory")
+    missing, p = [], path
+    while not p.exists() and not p.is_symlink() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    created = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            created.append(d)
+        probe = path / f".scbjax-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(field, f"cannot write to {path}: {e.strerror or e}") from None
+    finally:
+        for d in reversed(created):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return path

@@ -50,7 +50,7 @@ def load_study(name: str):
 
 
 def _select(only: list[str] | None) -> list[str]:
-    names = list(only) if only else list(STUDIES)
+    names = list(dict.fromkeys(only)) if only else list(STUDIES)
     for n in names:
         load_study(n)  # validates the name
     return names
@@ -66,37 +66,36 @@ def study_specs(name: str, mode: str) -> dict:
 
 def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True) -> None:
     """``out`` must be a directory for this mode's results: refuse a file, an unwritable
-    path or results of another mode (unless ``overwrite``, which removes them)."""
+    path or results of another mode (unless ``overwrite``). With ``create`` False this only
+    checks (nothing is created or removed); with ``create`` it makes ``out``, removes what
+    ``overwrite`` replaces and records the mode in ``OUT/job.json``."""
+    from scbjax.fileio import atomic_write as _atomic_write
+    from scbjax.fileio import check_dir
+
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} is not a directory")
     job = out / JOB_FILE
+    prev = None
     if job.exists():
         try:
             prev = json.loads(job.read_text()).get("mode")
         except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
             prev = "unreadable"
-        if prev != mode:
-            if not overwrite:
-                raise ConfigError("--out", f"{out} holds results of mode {prev!r}, not {mode!r}:"
-                                  " choose another --out, or --overwrite to replace them")
-            for n in STUDIES:
-                shutil.rmtree(out / n, ignore_errors=True)
-            (out / CLAIMS_FILE).unlink(missing_ok=True)
-    elif out.is_dir() and overwrite:
-        for n in STUDIES:
-            shutil.rmtree(out / n, ignore_errors=True)
+        if prev != mode and not overwrite:
+            raise ConfigError("--out", f"{out} holds results of mode {prev!r}, not {mode!r}:"
+                              " choose another --out, or --overwrite to replace them")
+    check_dir(out, "--out")
     if not create:
         return
+    if overwrite and out.is_dir() and (prev is None or prev != mode):
+        for n in STUDIES:
+            shutil.rmtree(out / n, ignore_errors=True)
+        (out / CLAIMS_FILE).unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
     except OSError as e:
         raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
-    from scbjax.fileio import atomic_write as _atomic_write
-
     _atomic_write(job, lambda f: f.write(json.dumps({"kind": "reproduce", "mode": mode})
                                          .encode()))
 
@@ -213,6 +212,17 @@ def stored_mode(out) -> str:
         raise ConfigError(str(p), f"unreadable ({e})") from None
     if mode not in MODES:
         raise ConfigError(str(p), f"unknown mode {mode!r}")
+    return mode
+
+
+def check_results(out, only: list[str] | None = None, mode: str | None = None) -> str:
+    """The mode of the results saved under ``out``, after loading every selected study's runs
+    (ConfigError naming the first file that is missing, damaged or of other runs)."""
+    if not Path(out).is_dir():
+        raise ConfigError("RESULTS_DIR", f"no such directory: {out}")
+    mode = mode or stored_mode(out)
+    for name in _select(only):
+        load_results(name, mode, out)
     return mode
 
 

@@ -129,6 +129,9 @@ def load_runs(spec_dir, expect_hash: str | None = None, name: str = "") -> Runs:
     stored hash equals it."""
     d = Path(spec_dir)
     meta = load_json(d / SIDECAR)
+    if not isinstance(meta, dict):
+        raise ConfigError(str(d / SIDECAR), f"not a scbjax result (a JSON {type(meta).__name__}, "
+                          "not an object)")
     for k in ("hash", "format", "config", "label_names"):
         if k not in meta:
             raise ConfigError(str(d / SIDECAR), f"no {k!r} entry: not a scbjax result (or an "

@@ -30,8 +30,8 @@ import numpy as np
 
 from scbjax import fields
 from scbjax.errors import ConfigError, is_finite, is_int, require
-from scbjax.executor import Log, execute
-from scbjax.fileio import read_text
+from scbjax.executor import Log, check_spec, execute
+from scbjax.fileio import check_dir, read_text
 from scbjax.metrics import stage1_length
 from scbjax.fileio import atomic_write as _atomic_write
 from scbjax.results import config_to_dict, git_commit, versions
@@ -112,6 +112,7 @@ def load_spec(path) -> SweepSpec:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise ConfigError("spec", f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}"
                           f" ({e})") from None
+    require(d != {}, "spec", f"{p}: no fields (an empty spec): give at least its name")
     return spec_from_dict(d)
 
 
@@ -289,16 +290,12 @@ def check_out(out: Path, spec: SweepSpec) -> None:
         try:
             prev = json.loads(meta.read_text())["spec"]["name"]
         except (json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, TypeError):
-            prev = None
+            raise ConfigError("--out", f"{meta} cannot be read (damaged?): choose another "
+                              "--out, or remove it") from None
         if prev != spec.name:
             raise ConfigError("--out", f"{out} holds the results of sweep {prev!r}, not "
                               f"{spec.name!r}: choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").write_text("")
-        (out / ".write-test").unlink()
-    except OSError as e:
-        raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
+    check_dir(out, "--out")
 
 
 def run_sweep(spec: SweepSpec, out, quiet: bool = False) -> dict:
@@ -307,13 +304,18 @@ def run_sweep(spec: SweepSpec, out, quiet: bool = False) -> dict:
     out = Path(out)
     ss = specs(spec)
     for name, sp in ss.items():
-        sp.validate(name)
+        check_spec(sp, name)  # fields and memory estimate, before anything is compiled
     check_out(out, spec)
-    if jax.process_index() == 0:
-        meta = {"spec": spec_to_dict(spec), "versions": versions(), "git_commit": git_commit(),
-                "groups": list(ss), "devices": [str(d) for d in jax.devices()]}
-        _atomic_write(out / "sweep.json", lambda f: f.write(json.dumps(meta, indent=2).encode()))
-    rs = execute(ss, out / "groups", log=Log(quiet))
+
+    def record():  # once the first group is known good: nothing is written for a bad sweep
+        if jax.process_index() == 0:
+            meta = {"spec": spec_to_dict(spec), "versions": versions(),
+                    "git_commit": git_commit(), "groups": list(ss),
+                    "devices": [str(d) for d in jax.devices()]}
+            _atomic_write(out / "sweep.json",
+                          lambda f: f.write(json.dumps(meta, indent=2).encode()))
+
+    rs = execute(ss, out / "groups", log=Log(quiet), on_start=record)
     all_rows = [row for runs in rs.values() for row in table_rows(runs)]
     summary, warnings = summarize(all_rows)
     if jax.process_index() == 0:

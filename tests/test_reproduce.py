@@ -168,3 +168,42 @@ def test_killed_reproduce_resumes_to_the_same_results(tiny_run, tmp_path):
     want = [c for c in json.loads((ref / reproduce.CLAIMS_FILE).read_text())
             if c["study"] == "scaling"]
     assert [dataclasses.asdict(c) for c in got] == want
+
+
+def test_sigint_to_reproduce_exits_130_with_one_line_and_resumes(tmp_path):
+    """Issue 12, item 18: SIGINT in the middle of a study: exit 130, one line on stderr naming
+    the spec and the step it resumes from (no traceback); the same command resumes there and
+    finishes (claims and figures)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, figs = tmp_path / "out", tmp_path / "figs"
+    cmd = [sys.executable, "-m", "scbjax", "reproduce", "--tiny", "--only", "population",
+           "--out", str(out), "--figures", str(figs)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    p = subprocess.Popen(cmd + ["--quiet"], env=env, text=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    t0 = time.time()
+    try:
+        while not list(out.glob("population/*/checkpoint.npz")):
+            assert p.poll() is None, "finished before any checkpoint appeared"
+            assert time.time() - t0 < 300
+            time.sleep(0.01)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=300)
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == 130, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    # where it stopped: in a spec (its step), or between two (a race with the signal)
+    assert err.startswith("scbjax: interrupted; ") and f"{out}/population/" in err, err
+    assert "run the same command again" in err
+    assert not (out / "population" / "B16" / "results.npz").exists()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stderr or "finished earlier, reused" in r.stderr
+    assert "S2" in r.stdout and (figs / "fig6_population.png").is_file()

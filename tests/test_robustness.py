@@ -21,7 +21,7 @@ from scbjax import fields, fileio, resources
 from scbjax.errors import ConfigError
 from scbjax.task import check_tasks, stationary_np
 
-FAST = settings(max_examples=30, deadline=None)
+FAST = settings(max_examples=25, deadline=None)
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TINY = float(np.finfo(np.float32).tiny)
 
@@ -175,6 +175,7 @@ def test_check_prefixes_where():
 
 def test_make_task_type_checks_its_config():
     key = jax.random.PRNGKey(0)
+    assert field_of(lambda: s.make_task(key, alpha="1")) == "task.alpha"
     assert field_of(lambda: s.make_task(key, s.TaskConfig(alpha="1"))) == "task.alpha"
     assert field_of(lambda: s.make_task(key, s.TaskConfig(N=6.0))) == "task.N"
     assert field_of(lambda: s.make_task(key, {"N": 6})) == "task"
@@ -214,7 +215,7 @@ def test_check_tasks_flags_nan_and_non_stationary_mu():
 def test_generated_tasks_without_mix_flagged_with_mix_accepted():
     """mix = 0, alpha = 0.01: the float32 Dirichlet columns are nearly one-hot, most chains are
     reducible and some token gets mu = 0. check_tasks flags exactly the runs whose mu has a zero
-    (or is not stationary); the same keys with the default mix = 0.1 all pass."""
+    (or is not stationary); the same draws mixed with 0.1 of the uniform matrix all pass."""
     keys = jax.random.split(jax.random.PRNGKey(0), 16)
     cfg = s.TaskConfig(N=6, T=8, Q=2, alpha=0.01, mix=0.0)
     tasks = jax.jit(jax.vmap(lambda k: s.make_task(k, cfg)))(keys)
@@ -234,8 +235,10 @@ def test_generated_tasks_without_mix_flagged_with_mix_accepted():
     assert zero and set(zero) <= set(flagged)
     e = error_of(lambda: check_tasks(tasks))
     assert f"in run {flagged[0]}" in str(e) and f"{len(flagged)} of 16 runs bad" in str(e)
-    ok = jax.jit(jax.vmap(lambda k: s.make_task(k, dataclasses.replace(cfg, mix=0.1))))(keys)
-    check_tasks(ok)
+    # mixing in the uniform matrix (TaskConfig.mix, here 0.1) makes every chain acceptable
+    P = 0.9 * np.asarray(tasks.P, np.float64) + 0.1 / 6
+    mu = np.stack([stationary_np(p) for p in P])
+    check_tasks(s.Task(P=P, mu=mu, q=np.asarray(tasks.q)))
 
 
 @FAST
@@ -477,25 +480,20 @@ def test_read_text_for_specs(tmp_path):
     assert fileio.read_text(p, "spec") == "name = 'x'\n"
 
 
-def test_load_runs_damaged_files_are_config_errors(tmp_path):
+def test_load_runs_damaged_files_are_config_errors(trained, tmp_path):
     """A spec directory with a truncated results.npz, invalid run.json, or a run.json of
     another format: one ConfigError naming the file."""
-    from scbjax.executor import Log, run_spec
-    from scbjax.runs import RunSpec, grid
     from scbjax.store import load_runs
 
-    cfg = s.TrainConfig(task=s.TaskConfig(N=3, T=4, Q=1), phases=(s.Phase(4, 2),), log_every=2)
-    d = tmp_path / "r"
-    run_spec("r", RunSpec(cfg, grid(range(2))), d, log=Log(quiet=True))
+    d = copy_of(trained, tmp_path)
     assert len(load_runs(d)) == 2
     raw = (d / "results.npz").read_bytes()
     (d / "results.npz").write_bytes(raw[: len(raw) // 2])
     assert field_of(lambda: load_runs(d)) == str(d / "results.npz")
     (d / "results.npz").write_bytes(raw)
-    (d / "run.json").write_text("{")
-    assert field_of(lambda: load_runs(d)) == str(d / "run.json")
-    (d / "run.json").write_text('{"config": {}}')
-    assert field_of(lambda: load_runs(d)) == str(d / "run.json")
+    for text in ("{", '{"config": {}}', "[1, 2]", "3"):
+        (d / "run.json").write_text(text)
+        assert field_of(lambda: load_runs(d)) == str(d / "run.json")
 
 
 # --- memory ----------------------------------------------------------------------------------
@@ -529,3 +527,550 @@ def test_estimate_scales_and_uses_available():
     assert e.field == "runs"
     avail = resources.available_bytes()
     assert avail is None or avail > 0
+
+
+# --- a trained `scbjax train` output, shared (one compile) ----------------------------------
+
+TRAIN_ARGS = ["train", "--N", "3", "--T", "4", "--Q", "1", "--steps", "4", "--batch", "2",
+              "--log-every", "2", "--seeds", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """``scbjax train`` of a tiny config, run under umask 027 (its files must be 0640)."""
+    from scbjax.cli import main
+
+    d = tmp_path_factory.mktemp("trained") / "run"
+    old = os.umask(0o027)
+    try:
+        assert main([*TRAIN_ARGS, "--out", str(d)]) == 0
+    finally:
+        os.umask(old)
+    return d
+
+
+def copy_of(d, tmp_path):
+    import shutil
+
+    return shutil.copytree(d, tmp_path / d.name)
+
+
+def test_cli_output_files_follow_the_umask(trained):
+    """minor: results were created 0600 whatever the umask; now 0666 & ~umask."""
+    for f in ("results.npz", "run.json"):
+        assert stat.S_IMODE((trained / f).stat().st_mode) == 0o640, f
+
+
+def test_truncated_or_deleted_results_are_named_and_recomputed(trained, tmp_path, capsys):
+    """(12, 13) a finished spec whose results.npz was truncated (a kill during a copy) or
+    deleted: the rerun names the file and recomputes the spec (stopped here as it starts; a
+    recomputed spec equals the first run: test_engine) instead of a BadZipFile /
+    FileNotFoundError on every rerun; until then the damaged files stay as they were."""
+    from scbjax import executor
+    from scbjax.cli import main
+
+    d = copy_of(trained, tmp_path)
+    raw = (d / "results.npz").read_bytes()
+
+    def started(*a, **k):
+        raise KeyboardInterrupt
+
+    for damage, said in [(lambda: (d / "results.npz").write_bytes(raw[:3000]),
+                          "cannot read: not a valid .npz file, truncated or corrupt"),
+                         (lambda: (d / "results.npz").unlink(), "no such file")]:
+        damage()
+        before = snapshot(d)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(executor, "make_stepper", started)
+            assert main([*TRAIN_ARGS[:-1], "--out", str(d)]) == 130
+        err = capsys.readouterr().err
+        assert f"[train] {d / 'results.npz'}: {said}" in err and "recomputing" in err, err
+        assert "Traceback" not in err and snapshot(d) == before
+
+
+def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path, capsys):
+    """(4) another configuration in --out is refused (see the CLI walk); with --overwrite the
+    old results stay until the new run has finished and writes its own (atomically), so a bad
+    or interrupted --overwrite run loses nothing."""
+    from scbjax.cli import main
+    from scbjax.store import load_runs
+
+    d = copy_of(trained, tmp_path)
+    before = snapshot(d)
+    other = [*TRAIN_ARGS, "--T", "5", "--out", str(d)]
+    assert main(other) == 2
+    assert "holds other results" in capsys.readouterr().err
+    other.append("--overwrite")
+    from scbjax import executor
+
+    def started(*a, **k):  # the new run starts: the old results are all still there
+        assert snapshot(d) == before
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(executor, "make_stepper", started)
+        assert main(other) == 130
+    assert snapshot(d) == before and load_runs(d).config.task.T == 4
+
+
+def test_stale_spec_directories_are_not_read(trained, tmp_path):
+    """(1) the analysis reads the specs it names, by hash, never every directory present: a
+    stale sibling (another mode's T32.. beside tiny's T8) is ignored."""
+    from scbjax import executor
+    from scbjax.runs import RunSpec, grid
+
+    cfg = s.TrainConfig(task=s.TaskConfig(N=3, T=4, Q=1), phases=(s.Phase(4, 2),), log_every=2)
+    spec = RunSpec(cfg, grid(range(2)))
+    copy_of(trained, tmp_path)
+    import shutil
+
+    shutil.copytree(tmp_path / "run", tmp_path / "T256")
+    rs = executor.load({"run": spec}, tmp_path)
+    assert list(rs) == ["run"]
+    other = RunSpec(dataclasses.replace(cfg, log_every=1), grid(range(2)))  # same dir, new hash
+    e = error_of(lambda: executor.load({"run": other}, tmp_path))
+    assert e.field == str(tmp_path / "run") and "holds other runs" in str(e)
+
+
+def test_partial_claims_check_leaves_claims_json(tmp_path, monkeypatch):
+    """(8) `plot --only population` used to rewrite claims.json with 2 of the 12 claims; a
+    partial check now leaves it alone, a complete one writes it."""
+    from scbjax import reproduce
+
+    (tmp_path / reproduce.CLAIMS_FILE).write_text("[12 claims]")
+    monkeypatch.setattr(reproduce, "load_results", lambda name, mode, out: None)
+    for name in reproduce.STUDIES:
+        st = reproduce.load_study(name)
+        monkeypatch.setattr(st, "claims", lambda rs, setup, n=name: [
+            reproduce.Claim(n, n, "1", "> 0", True)])
+    got = reproduce.check_claims(tmp_path, ["population"], mode="tiny")
+    assert [c.study for c in got] == ["population"]
+    assert (tmp_path / reproduce.CLAIMS_FILE).read_text() == "[12 claims]"
+    reproduce.check_claims(tmp_path, None, mode="tiny")
+    assert len(json.loads((tmp_path / reproduce.CLAIMS_FILE).read_text())) == \
+        len(reproduce.STUDIES)
+
+
+def test_executor_refuses_what_cannot_fit_before_compiling(tmp_path, monkeypatch):
+    """(16) every job (train, sweep, each study of reproduce) goes through run_spec, which
+    checks the memory estimate before compiling anything."""
+    from scbjax import executor
+    from scbjax.runs import RunSpec, grid
+
+    monkeypatch.setattr(executor, "make_stepper", lambda *a, **k: pytest.fail("compiled"))
+    cfg = s.TrainConfig(task=s.TaskConfig(N=100000))
+    e = error_of(lambda: executor.run_spec("big", RunSpec(cfg, grid(range(2))), tmp_path / "b"))
+    assert e.field == "big" and "estimate" in str(e) and "N=100000" in str(e)
+    assert not (tmp_path / "b").exists()
+
+
+# --- property tests over classes of values ----------------------------------------------------
+
+NUMERIC_SPEC_FIELDS = {  # path in a sweep spec -> how to set it in a dict
+    "base.task.N": ("base", "task", "N"), "base.task.alpha": ("base", "task", "alpha"),
+    "base.task.mix": ("base", "task", "mix"), "base.task.beta": ("base", "task", "beta"),
+    "base.phases[0].steps": ("base", "phases", 0, "steps"),
+    "base.phases[0].batch": ("base", "phases", 0, "batch"),
+    "base.phases[0].lr_V": ("base", "phases", 0, "lr_V"),
+    "base.phases[0].lam": ("base", "phases", 0, "lam"),
+    "base.log_every": ("base", "log_every"), "base.mu_prior": ("base", "mu_prior"),
+    "base.init_scale": ("base", "init_scale"), "chunk_steps": ("chunk_steps",),
+    "axes.lr[0]": ("axes", "lr", 0), "axes.lam[0]": ("axes", "lam", 0),
+    "axes.batch[0]": ("axes", "batch", 0), "axes.dataset[0]": ("axes", "dataset", 0),
+    "axes.T[0]": ("axes", "T", 0),
+}
+
+
+def spec_with(path, value) -> dict:
+    d = {"name": "p", "base": {"task": {}, "phases": [{"steps": 4}]},
+         "axes": {"lr": [0.1], "lam": [0.0], "batch": [2], "dataset": [0], "T": [16]}}
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return d
+
+
+@FAST
+@given(field=st.sampled_from(sorted(NUMERIC_SPEC_FIELDS)),
+       value=st.one_of(st.text(max_size=8), st.floats().map(str), st.integers().map(str),
+                       st.booleans(), st.none(), st.lists(st.integers(), max_size=2),
+                       st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)))
+def test_any_non_number_in_any_numeric_spec_field_is_named(field, value):
+    """(6, 11, 15) a string (numeric-looking or not), a bool, null, a list or a table in any
+    numeric field of a sweep spec: ConfigError naming exactly that field, never a coercion
+    (lr = [true] ran with lr 1, "0.05" raised TypeError)."""
+    from scbjax.sweep import spec_from_dict
+
+    e = error_of(lambda: spec_from_dict(spec_with(NUMERIC_SPEC_FIELDS[field], value)))
+    assert e.field == field, (field, value, str(e))
+
+
+@FAST
+@given(field=st.sampled_from(["base.population", "base.task.N"]),
+       value=st.sampled_from(["false", "true", "no", "0", 0, 1, 0.0]))
+def test_booleans_and_integers_are_not_coerced_in_specs(field, value):
+    """(6) population = "false" ran population mode; 0/1 are not booleans, 0.0 no integer."""
+    from scbjax.sweep import spec_from_dict
+
+    path = {"base.population": ("base", "population"), "base.task.N": ("base", "task", "N")}
+    if field == "base.task.N" and value in (0, 1) and not isinstance(value, float):
+        return  # integers are integers (too small N is a range error, also named)
+    e = error_of(lambda: spec_from_dict(spec_with(path[field], value)))
+    assert e.field == field
+
+
+@FAST
+@given(x=st.one_of(st.floats(1e-300, F32_TINY * 0.999), st.floats(F32_MAX * 1.001, 1e308)),
+       flag=st.sampled_from(["--lr", "--lr-V", "--lr-A", "--lam", "--alpha", "--mix"]))
+def test_cli_numbers_that_do_not_survive_float32_are_refused(x, flag):
+    """(10) --lr 1e-50 was stored as 0 while run.json said 1e-50, --lr 1e39 became inf (the
+    CLI walk checks the printed line)."""
+    from scbjax.cli import build_parser, config_from_args
+
+    a = build_parser().parse_args(["train", flag, repr(x)])
+    e = error_of(lambda: config_from_args(a))
+    assert "underflows float32" in str(e) or "overflows float32" in str(e)
+    assert e.field == {"--lr": "phases[0].lr_V", "--lr-V": "phases[0].lr_V",
+                       "--lr-A": "phases[0].lr_A", "--lam": "phases[0].lam",
+                       "--alpha": "task.alpha", "--mix": "task.mix"}[flag]
+
+
+@FAST
+@given(offset=st.integers(0, 2**40), seeds=st.integers(1, 300))
+def test_seeds_at_or_beyond_2_pow_32_are_refused(offset, seeds):
+    """(7) --seed-offset 4294967296 trained seed 0 and recorded 4294967296."""
+    from scbjax.cli import build_parser, cmd_train
+
+    a = build_parser().parse_args(["train", "--seed-offset", str(offset), "--seeds", str(seeds),
+                                   "--out", "/nonexistent/never"])
+    if offset + seeds <= 2**32:
+        return
+    e = error_of(lambda: cmd_train(a))
+    assert e.field == "seed_offset"
+
+
+# --- the CLI walk: every command, a table of bad arguments -----------------------------------
+#
+# Each case runs in-process (``scbjax.cli.main``) in a tree of pre-populated outputs: exit
+# status 2, exactly one line on stderr starting "scbjax: error: " that names the field or
+# path, no traceback, nothing trained, and no file anywhere in the tree changed or added.
+
+
+def snapshot(root) -> dict:
+    from pathlib import Path
+
+    out = {}
+    for p in sorted(Path(root).rglob("*")):
+        out[str(p.relative_to(root))] = None if p.is_dir() else (p.stat().st_mtime_ns,
+                                                                  p.read_bytes())
+    return out
+
+
+def population_keys() -> dict:
+    from scbjax import reproduce
+
+    return {n: sp.key() for n, sp in reproduce.study_specs("population", "tiny").items()}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """Pre-populated outputs and input files for the walk."""
+    from scbjax.runs import FORMAT
+
+    t = tmp_path_factory.mktemp("walk")
+    (t / "afile").write_text("not a directory\n")
+    # train: an --out with unrelated files; one with other results; one with a damaged run.json
+    (t / "train_out" / "sub").mkdir(parents=True)
+    (t / "train_out" / "notes.txt").write_text("mine\n")
+    (t / "train_out" / "sub" / "x.txt").write_text("x\n")
+    (t / "other").mkdir()
+    (t / "other" / "run.json").write_text(json.dumps({"hash": "0" * 16}))
+    (t / "other" / "results.npz").write_bytes(b"PK old results")
+    (t / "damaged").mkdir()
+    (t / "damaged" / "run.json").write_text("{")
+    (t / "damaged" / "results.npz").write_bytes(b"PK")
+    # sweep: another sweep's output, and a damaged sweep.json
+    (t / "sweep_out" / "groups").mkdir(parents=True)
+    (t / "sweep_out" / "sweep.json").write_text(json.dumps({"spec": {"name": "other"}}))
+    (t / "sweep_out" / "table.csv").write_text("group,seed\n")
+    (t / "sweep_bad").mkdir()
+    (t / "sweep_bad" / "sweep.json").write_text("[")
+    specs = t / "specs"
+    specs.mkdir()
+    ok = {"name": "ok", "seeds": 2, "base": {"task": {"N": 4, "T": 5, "Q": 2},
+                                             "phases": [{"steps": 4, "batch": 2}]}}
+    (specs / "ok.json").write_text(json.dumps(ok))
+
+    def spec(name, d):
+        (specs / name).write_text(json.dumps(d) if isinstance(d, dict) else d)
+
+    spec("lr_true.json", {"name": "ok", "axes": {"lr": [True]}})
+    spec("lr_str.json", {"name": "ok", "axes": {"lr": ["0.05"]}})
+    spec("lrV_str.json", {"name": "ok", "base": {"phases": [{"steps": 4, "lr_V": "0.05"}]}})
+    spec("alpha_str.json", {"name": "ok", "base": {"task": {"alpha": "1.0"}}})
+    spec("pop_str.json", {"name": "ok", "base": {"population": "false"}})
+    spec("lr_big.json", {"name": "ok", "axes": {"lr": [1e39]}})
+    spec("up.json", {"name": "../../x"})
+    spec("seeds.json", {"name": "ok", "seeds": [4294967296]})
+    spec("bigN.json", {"name": "ok", "axes": {"N": [100000]}})
+    spec("mix0.json", {"name": "other", "seeds": 8, "base": {"task": {"mix": 0.0, "alpha": 0.01}}})
+    spec("empty_obj.json", {})
+    spec("list.json", "[1, 2]")
+    spec("empty.toml", "")
+    spec("comments.toml", "# nothing here\n")
+    spec("broken.toml", "name = \n")
+    (specs / "latin1.toml").write_bytes(b'name = "caf\xe9"\n')
+    (specs / "adir.toml").mkdir()
+    # train --config files
+    spec("cfg_str.toml", '[task]\nN = "4"\n')
+    (specs / "cfg_latin1.toml").write_bytes(b'optimizer = "\xff"\n')
+    spec("cfg_broken.toml", "[task\n")
+    # reproduce: a tiny-mode output; figures with a figure in it
+    ro = t / "repro_out"
+    (ro / "population" / "pop").mkdir(parents=True)
+    (ro / "job.json").write_text(json.dumps({"kind": "reproduce", "mode": "tiny"}))
+    (ro / "population" / "pop" / "checkpoint.npz").write_bytes(b"PK partial")
+    (t / "figures").mkdir()
+    (t / "figures" / "fig.png").write_bytes(b"\x89PNG")
+    # plot: damaged results of the population study (the first spec, "pop")
+    key = population_keys()["pop"]
+    meta = {"hash": key, "format": FORMAT, "config": {}, "label_names": ["seed"]}
+    for name, files in {
+        "res_trunc": {"run.json": json.dumps(meta), "results.npz": b"PK\x03\x04trunc"},
+        "res_missing": {"run.json": json.dumps(meta)},
+        "res_badjson": {"run.json": '{"hash": ', "results.npz": b"PK"},
+        "res_nokeys": {"run.json": json.dumps({"hash": key}), "results.npz": b"PK"},
+        "res_other": {"run.json": json.dumps({**meta, "hash": "f" * 16}),
+                      "results.npz": b"PK"},
+    }.items():
+        d = t / name / "population" / "pop"
+        d.mkdir(parents=True)
+        (t / name / "job.json").write_text(json.dumps({"mode": "tiny"}))
+        for f, data in files.items():
+            (d / f).write_bytes(data if isinstance(data, bytes) else data.encode())
+    (t / "res_badjob").mkdir()
+    (t / "res_badjob" / "job.json").write_text("{")
+    return t
+
+
+T_OUT = ["--out", "{t}/train_out"]
+WALK = [
+    # (command line, what the one line must name)  -- train
+    (["train", "--N", "1", *T_OUT], "N"),
+    (["train", "--Q", "9", "--T", "4", *T_OUT], "Q"),
+    (["train", "--lr", "1e-50", *T_OUT], "phases[0].lr_V: 1e-50 underflows float32"),  # 10
+    (["train", "--lr", "1e39", *T_OUT], "phases[0].lr_V: 1e+39 overflows float32"),  # 10
+    (["train", "--lr-A", "nan", *T_OUT], "phases[0].lr_A"),
+    (["train", "--lam", "-1", *T_OUT], "phases[0].lam"),
+    (["train", "--alpha", "inf", *T_OUT], "task.alpha"),
+    (["train", "--population=yes", *T_OUT], "--population"),
+    (["train", "--optimizer", "lbfgs", *T_OUT], "--optimizer"),
+    (["train", "--steps", "x", *T_OUT], "--steps"),
+    (["train", "--steps", "3000000000", *T_OUT], "phases"),
+    (["train", "--log-every", "0", *T_OUT], "log_every"),
+    (["train", "--chunk-steps", "0", *T_OUT], "chunk_steps"),
+    (["train", "--seeds", "0", *T_OUT], "seeds"),
+    (["train", "--seeds", "many", *T_OUT], "--seeds"),
+    (["train", "--seed-offset", "4294967296", *T_OUT], "seed_offset"),  # 7
+    (["train", "--seed-offset", "-1", *T_OUT], "seed_offset"),
+    (["train", "--phase", "-20,8,0.05,0.05,0", *T_OUT], "phases[0].steps"),  # 20
+    (["train", "--phase", "10,4", *T_OUT], "--phase"),
+    (["train", "--phase", "10,4,0.1,x,0", *T_OUT], "--phase"),
+    (["train", *T_OUT, "--phase"], "--phase"),
+    (["train", "--phase", "10,4,0.1,0.1,0", "--steps", "5", *T_OUT], "phase"),
+    (["train", "--lr", "0.1", "--lr-V", "0.1", *T_OUT], "lr"),
+    (["train", "--N", "100000", *T_OUT], "task.N: 8 run(s) at N=100000"),  # 16
+    (["train", "--mix", "0", "--alpha", "0.01", *T_OUT],
+     "train: task: the stationary distribution mu has a zero entry"),  # 9
+    (["train", "--config", "{t}/specs/missing.toml", *T_OUT], "--config"),
+    (["train", "--config", "{t}/specs/cfg_latin1.toml", *T_OUT], "not UTF-8"),
+    (["train", "--config", "{t}/specs/cfg_broken.toml", *T_OUT], "--config"),
+    (["train", "--config", "{t}/specs/cfg_str.toml", *T_OUT], "task.N"),
+    (["train", "--config", "", *T_OUT], "--config: empty path"),
+    (["train", "--out", "{t}/afile"], "--out: {t}/afile is not a directory"),  # 5, 17
+    (["train", "--out", "{t}/afile/sub"], "--out: cannot write to {t}/afile/sub"),
+    (["train", "--out", "/proc/x"], "--out: cannot write to /proc/x"),
+    (["train", "--out", ""], "--out: empty path"),
+    (["train", "--out", "{t}/other"], "--out: {t}/other holds other results"),  # 4
+    (["train", "--out", "{t}/damaged"], "{t}/damaged/run.json"),
+    (["train", "--bogus", *T_OUT], "--bogus"),
+    # sweep
+    (["sweep", "{t}/specs/lr_true.json"], "axes.lr[0]: must be a number, got bool"),  # 11
+    (["sweep", "{t}/specs/empty.toml"], "spec: {t}/specs/empty.toml: empty file"),  # 11
+    (["sweep", "{t}/specs/comments.toml"], "spec: {t}/specs/comments.toml: no fields"),
+    (["sweep", "{t}/specs/empty_obj.json"], "spec: {t}/specs/empty_obj.json: no fields"),
+    (["sweep", "{t}/specs/list.json"], "spec"),
+    (["sweep", "{t}/specs/lr_str.json"], "axes.lr[0]: must be a number, got str"),  # 15
+    (["sweep", "{t}/specs/lrV_str.json"], "base.phases[0].lr_V"),  # 15
+    (["sweep", "{t}/specs/alpha_str.json"], "base.task.alpha"),  # 15
+    (["sweep", "{t}/specs/latin1.toml"], "spec: {t}/specs/latin1.toml: not UTF-8"),  # 15
+    (["sweep", "{t}/specs/pop_str.json"], "base.population"),  # 6
+    (["sweep", "{t}/specs/lr_big.json"], "axes.lr[0]"),  # 10
+    (["sweep", "{t}/specs/up.json"], "name"),  # 22
+    (["sweep", "{t}/specs/seeds.json"], "seeds"),  # 7
+    (["sweep", "{t}/specs/bigN.json"], "N=100000"),  # 16
+    (["sweep", "{t}/specs/mix0.json", "--out", "{t}/sweep_out"],
+     "ppd_N8_T16_Q2: task: the stationary distribution mu has"),  # 9
+    (["sweep", "{t}/specs/missing.toml"], "spec: {t}/specs/missing.toml: no such file"),
+    (["sweep", "{t}/specs/adir.toml"], "spec: {t}/specs/adir.toml: cannot read"),
+    (["sweep", "{t}/specs/broken.toml"], "spec: {t}/specs/broken.toml: not valid TOML"),
+    (["sweep", "{t}/specs/ok.json", "--out", "{t}/afile"], "--out: {t}/afile is not a dir"),
+    (["sweep", "{t}/specs/ok.json", "--out", "/proc/x"], "--out: cannot write to /proc/x"),
+    (["sweep", "{t}/specs/ok.json", "--out", "{t}/afile/sub"], "--out: cannot write to"),
+    (["sweep", "{t}/specs/ok.json", "--out", "{t}/sweep_out"], "sweep 'other', not 'ok'"),
+    (["sweep", "{t}/specs/ok.json", "--out", "{t}/sweep_bad"], "{t}/sweep_bad/sweep.json"),
+    (["sweep", "{t}/specs/ok.json", "--chunk-steps", "0"], "chunk_steps"),
+    (["sweep", "{t}/specs/ok.json", "--out", ""], "--out: empty path"),
+    (["sweep"], "SPEC"),
+    # reproduce
+    (["reproduce", "--quick", "--out", "{t}/repro_out"],
+     "--out: {t}/repro_out holds results of mode 'tiny', not 'quick'"),  # 2
+    (["reproduce", "--tiny", "--out", "{t}/afile"], "--out: {t}/afile is not a directory"),
+    (["reproduce", "--quick", "--out", "/proc/x"], "--out: cannot write to /proc/x"),  # 5
+    (["reproduce", "--tiny", "--out", "{t}/afile/sub"], "--out: cannot write to"),  # 17
+    (["reproduce", "--tiny", "--out", "{t}/repro_out", "--figures", "{t}/afile"],
+     "--figures: {t}/afile is not a directory"),
+    (["reproduce", "--quick", "--overwrite", "--out", "{t}/repro_out", "--figures",
+      "/proc/x"], "--figures: cannot write to /proc/x"),  # nothing removed first
+    (["reproduce", "--tiny", "--only", "nope", "--out", "{t}/repro_out"], "study"),
+    (["reproduce", "--tiny", "--quick"], "--quick"),
+    (["reproduce", "--full", "--out", ""], "--out: empty path"),
+    # plot
+    (["plot", "{t}/missing", "--figures", "{t}/figures"], "RESULTS_DIR"),
+    (["plot", "{t}/afile", "--figures", "{t}/figures"], "RESULTS_DIR"),
+    (["plot", "{t}/train_out", "--figures", "{t}/figures"], "no job.json"),
+    (["plot", "{t}/res_badjob", "--figures", "{t}/figures",
+      "--only", "population"], "{t}/res_badjob/job.json"),
+    (["plot", "{t}/res_trunc", "--figures", "{t}/figures",
+      "--only", "population"],
+     "{t}/res_trunc/population/pop/results.npz: cannot read"),  # 14
+    (["plot", "{t}/res_missing", "--figures", "{t}/figures",
+      "--only", "population"],
+     "{t}/res_missing/population/pop/results.npz: no such file"),  # 14
+    (["plot", "{t}/res_badjson", "--figures", "{t}/figures",
+      "--only", "population"],
+     "{t}/res_badjson/population/pop/run.json: not valid JSON"),  # 14
+    (["plot", "{t}/res_nokeys", "--figures", "{t}/figures",
+      "--only", "population"],
+     "{t}/res_nokeys/population/pop/run.json: no 'format' entry"),  # 14
+    (["plot", "{t}/res_other", "--figures", "{t}/figures",
+      "--only", "population"],
+     "{t}/res_other/population/pop: holds other runs"),
+    (["plot", "{t}/repro_out", "--figures", "{t}/afile"], "--figures: {t}/afile is not a "),
+    (["plot", "{t}/repro_out", "--figures", "/proc/x"], "--figures: cannot write to /proc/x"),
+    (["plot", "{t}/repro_out", "--only", "nope", "--figures", "{t}/figures"], "study"),
+    (["plot"], "RESULTS_DIR"),
+    # bench (no output directory: the tree is the working directory)
+    (["bench", "--seeds", "a,b"], "seeds"),
+    (["bench", "--seeds", ""], "seeds"),
+    (["bench", "--seeds", "0,8"], "seeds"),
+    (["bench", "--N", "0"], "N"),
+    (["bench", "--Q", "100"], "Q"),
+    (["bench", "--steps", "0"], "steps"),
+    (["bench", "--repeats", "x"], "--repeats"),
+    (["bench", "--N", "100000", "--seeds", "1"], "task.N: 1 run(s) at N=100000"),  # 16
+    # no command
+    ([], "COMMAND"),
+    (["nope"], "nope"),
+]
+
+
+@pytest.mark.parametrize("argv, names", WALK, ids=[" ".join(a)[:60] for a, _ in WALK])
+def test_cli_walk_bad_arguments(argv, names, tree, capsys, monkeypatch):
+    from scbjax import bench, executor, reproduce
+    from scbjax.cli import main
+
+    def trained(*a, **k):
+        raise AssertionError("trained: this bad input was not caught before training")
+
+    monkeypatch.setattr(executor, "intervals", trained)  # right after init and the task check
+    monkeypatch.setattr(reproduce, "calibrate", trained)
+    monkeypatch.setattr(bench, "run_bench", trained)
+    monkeypatch.chdir(tree)  # default output paths (runs/train, figures) land in the tree
+    before = snapshot(tree)
+    argv = [a.replace("{t}", str(tree)) for a in argv]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.startswith("scbjax: error: ") and err.endswith("\n") and err.count("\n") == 1, err
+    assert names.replace("{t}", str(tree)) in err, err
+    assert "Traceback" not in err
+    assert snapshot(tree) == before, "a file changed"
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["train", "--out", "{t}/afile", "--seeds", "1"], "--out: {t}/afile is not a directory"),
+    (["sweep", "{t}/specs/lr_true.json"], "axes.lr[0]"),
+    (["train", "--phase", "-20,8,0.05,0.05,0"], "phases[0].steps"),
+])
+def test_cli_walk_in_a_real_process(argv, names, tree):
+    """What reaches a terminal: one line, no traceback, exit 2 (a few cases of the walk)."""
+    import subprocess
+    import sys
+
+    before = snapshot(tree)
+    r = subprocess.run([sys.executable, "-m", "scbjax",
+                        *[a.replace("{t}", str(tree)) for a in argv]],
+                       capture_output=True, text=True, cwd=tree, timeout=120,
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert r.returncode == 2
+    assert r.stderr.startswith("scbjax: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert names.replace("{t}", str(tree)) in r.stderr and "Traceback" not in r.stderr
+    assert snapshot(tree) == before
+
+
+# --- interruptions -------------------------------------------------------------------------
+
+
+def interrupt_after_checkpoint(cmd, out, pattern, cwd, timeout=120):
+    """Start ``scbjax CMD``, send SIGINT once a checkpoint matching ``pattern`` appears under
+    ``out``; return (returncode, stderr, seconds from the signal to the exit)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = subprocess.Popen([sys.executable, "-m", "scbjax", *cmd], cwd=cwd, text=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    t0 = time.time()
+    try:
+        while not list(out.glob(pattern)):
+            assert p.poll() is None, "finished before any checkpoint appeared"
+            assert time.time() - t0 < timeout
+            time.sleep(0.01)
+        t1 = time.time()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=timeout)
+    finally:
+        p.kill()
+        p.wait()
+    return p.returncode, err, time.time() - t1
+
+
+def test_ctrl_c_stops_train_with_one_line_and_the_checkpoint_intact(tmp_path):
+    """(3) Ctrl-C ran training to the end, then a KeyboardInterrupt traceback, nothing saved.
+    Now: exit 130 at the next chunk, one line saying where it resumes; the checkpoint loads and
+    is the one the same command resumes from (resuming: test_engine's
+    test_resume_from_a_checkpoint_equals_straight_through)."""
+    out = tmp_path / "run"
+    cmd = ["train", "--N", "4", "--T", "6", "--Q", "2", "--steps", "200000", "--batch", "4",
+           "--log-every", "100", "--chunk-steps", "1000", "--seeds", "2", "--quiet",
+           "--out", str(out)]
+    rc, err, dt = interrupt_after_checkpoint(cmd, out, "checkpoint.npz", tmp_path)
+    assert rc == 130, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"scbjax: interrupted; {out} stopped at step ") and \
+        "checkpoint intact: run the same command again to resume" in err
+    assert dt < 30  # not the 200000 steps
+    step = int(err.split("stopped at step ")[1].split()[0])
+    z = fileio.load_npz(out / "checkpoint.npz")
+    assert 0 < step < 200000 and int(z["next_interval"]) * 100 == step
+    assert not (out / "results.npz").exists()
+    # the checkpoint is the one the same command resumes from: its spec's hash
+    from scbjax.cli import build_parser, config_from_args
+    from scbjax.runs import RunSpec, grid
+
+    cfg = config_from_args(build_parser().parse_args(cmd))
+    assert str(z["hash"]) == RunSpec(cfg, grid(range(2))).key()

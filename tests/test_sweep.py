@@ -288,6 +288,37 @@ def test_killed_sweep_resumes_to_the_same_results(reference, tmp_path):
     assert r.returncode == 0 and r.stderr.count("finished earlier, reused") == 2
 
 
+def test_sigint_to_a_sweep_exits_130_with_one_line_and_resumes(reference, tmp_path):
+    """Issue 12, item 18: SIGINT (Ctrl-C) gave a KeyboardInterrupt traceback. Now: exit 130,
+    one line on stderr saying which group resumes from which step; the same command resumes
+    there and ends with the arrays of an uninterrupted run."""
+    spec = write_spec(tmp_path / "spec.toml", steps=300, chunk=50)
+    out = tmp_path / "out"
+    p = subprocess.Popen(sweep_cmd(spec, out) + ["--quiet"], env=env(1), text=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.time()
+    try:
+        while not list(out.glob("groups/*/checkpoint.npz")):
+            assert p.poll() is None, "finished before any checkpoint appeared"
+            assert time.time() - t0 < 120
+            time.sleep(0.01)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == 130, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("scbjax: interrupted; ") and f"{out}/groups/" in err, err
+    assert "run the same command again" in err
+    assert not (out / "table.csv").exists()
+    r = subprocess.run(sweep_cmd(spec, out), env=env(1), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stderr or "finished earlier, reused" in r.stderr
+    assert_same_results(group_arrays(out), group_arrays(reference))
+
+
 def test_sweep_cli_end_to_end(tmp_path, capsys):
     spec = tmp_path / "s.json"
     import json
