@@ -5,13 +5,15 @@ affine projections, lambda = 1e-3), uniform start. Measured, in one process:
 
 (a) vmapped throughput: the sweep's compiled ``advance`` (``jit(vmap(...))`` over S seeds, one
     log interval of ``steps`` steps), sample-steps per second over all seeds, best of
-    ``repeats`` timed calls after compiling;
+    ``repeats`` timed calls after compiling, timed round-robin with the floor's calls (c);
 (b) a plain per-seed loop: a Python loop over seeds and steps around one jitted step (the same
     step function, one seed at a time);
 (c) the floor for the work of (a) at S seeds: the time of a jitted function that only draws the
     same uniform numbers (S x steps x B x (T + 3), by ``fold_in(key, step)`` as the sampler does)
     plus the step's arithmetic (``flops_per_sample_step`` x S x steps x B) at this machine's
     matrix-multiply rate (a 512 x 512 float32 matmul, timed here); the ratio (a) / floor;
+    also the same floor with the uniforms drawn as the step draws them, by the fused threefry
+    of ``sampler.uniform`` (the same numbers, bit for bit; ``fused_floor_samples_per_s``);
 (d) compile time of (a) and peak memory (XLA's argument + output + temporary bytes of the
     compiled call, and the process's maximum resident set size).
 """
@@ -79,10 +81,22 @@ def _best(f, repeats: int) -> float:
     return best
 
 
-def rng_seconds(keys, steps: int, B: int, T: int, repeats: int, fused: bool = False) -> float:
-    """Time to draw only the sampler's uniforms for all seeds and steps (best of repeats), by
-    ``jax.random`` (the floor) or, ``fused``, by the step's own ``sampler.uniform`` (the same
-    numbers)."""
+def best_interleaved(calls: dict, repeats: int) -> dict:
+    """Best wall time of each compiled call, timed round-robin (``repeats`` rounds of one call
+    each), so that a change in the machine's load hits all of them alike."""
+    best = {k: float("inf") for k in calls}
+    for _ in range(repeats):
+        for k, f in calls.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f())
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def rng_call(keys, steps: int, B: int, T: int, fused: bool = False):
+    """Compiled, warmed-up call that draws only the sampler's uniforms for all seeds and
+    steps, by ``jax.random`` (the floor) or, ``fused``, by the step's own ``sampler.uniform``
+    (the same numbers)."""
     from scbjax import sampler
 
     fold, unif = ((sampler.fold_in, sampler.uniform) if fused
@@ -98,10 +112,12 @@ def rng_seconds(keys, steps: int, B: int, T: int, repeats: int, fused: bool = Fa
 
     f = jax.jit(jax.vmap(one))
     jax.block_until_ready(f(keys))
-    return _best(lambda: f(keys), repeats)
+    return lambda: f(keys)
 
 
-def vmapped(b: BenchConfig, S: int) -> dict:
+def vmapped_call(b: BenchConfig, S: int):
+    """(compiled, warmed-up call of the sweep's ``jit(vmap(advance))`` over S seeds and one
+    log interval of ``b.steps`` steps, its compile seconds, its XLA bytes)."""
     cfg = train_config(b)
     st = make_stepper(cfg)
     keys = seed_keys(range(S))
@@ -118,9 +134,7 @@ def vmapped(b: BenchConfig, S: int) -> dict:
         mem_bytes = int(mem.argument_size_in_bytes + mem.output_size_in_bytes
                         + mem.temp_size_in_bytes)
     jax.block_until_ready(comp(state, starts, lengths))  # warm-up
-    dt = _best(lambda: comp(state, starts, lengths), b.repeats)
-    return {"seeds": S, "samples_per_s": S * b.steps * b.batch / dt, "run_s": dt,
-            "compile_s": compile_s, "xla_bytes": mem_bytes}
+    return (lambda: comp(state, starts, lengths)), compile_s, mem_bytes
 
 
 BREAKDOWN = ("uniforms", "fused rng", "sampler", "loss", "gradient", "ppd step")
@@ -169,11 +183,12 @@ def breakdown(b: BenchConfig, S: int) -> dict[str, float]:
         keys = seed_keys(range(S))
         f = jax.jit(jax.vmap(one))
         jax.block_until_ready(f(keys))
-        return S * b.steps * B / _best(lambda: f(keys), b.repeats)
+        return lambda: f(keys)
 
-    out = {k: level(k) for k in BREAKDOWN[:-1]}
-    out["ppd step"] = vmapped(b, S)["samples_per_s"]
-    return out
+    calls = {k: level(k) for k in BREAKDOWN[:-1]}
+    calls["ppd step"] = vmapped_call(b, S)[0]
+    best = best_interleaved(calls, b.repeats)
+    return {k: S * b.steps * B / best[k] for k in BREAKDOWN}
 
 
 def format_breakdown(rates: dict[str, float], S: int) -> str:
@@ -227,11 +242,16 @@ def run_bench(b: BenchConfig) -> dict:
     fps = flops_per_sample_step(b.N, b.T, b.batch)
     rows = []
     for S in b.seeds:
-        r = vmapped(b, S)
         work = S * b.steps * b.batch
         keys = seed_keys(range(S))
-        t_rng = rng_seconds(keys, b.steps, b.batch, b.T, b.repeats)
-        t_fused = rng_seconds(keys, b.steps, b.batch, b.T, b.repeats, fused=True)
+        step, compile_s, mem_bytes = vmapped_call(b, S)
+        best = best_interleaved({"step": step,
+                                 "rng": rng_call(keys, b.steps, b.batch, b.T),
+                                 "fused": rng_call(keys, b.steps, b.batch, b.T, fused=True)},
+                                b.repeats)
+        t_rng, t_fused = best["rng"], best["fused"]
+        r = {"seeds": S, "samples_per_s": work / best["step"], "run_s": best["step"],
+             "compile_s": compile_s, "xla_bytes": mem_bytes}
         r["rng_s"] = t_rng
         r["floor_samples_per_s"] = work / (t_rng + work * fps / rate)
         r["ratio_to_floor"] = r["samples_per_s"] / r["floor_samples_per_s"]
@@ -358,14 +378,17 @@ def run_grid(g: GridConfig, progress=None) -> dict:
             for S in g.seeds:
                 b = BenchConfig(N=N, T=T, Q=min(g.Q, T), batch=g.batch, steps=g.steps,
                                 seeds=(S,), repeats=g.repeats)
-                r = vmapped(b, S)
                 work = S * g.steps * g.batch
-                t_rng = rng_seconds(seed_keys(range(S)), g.steps, g.batch, T, g.repeats)
-                floor = work / (t_rng + work * flops_per_sample_step(N, T, g.batch) / rate)
-                rows.append({"N": N, "T": T, "seeds": S, "samples_per_s": r["samples_per_s"],
+                step, compile_s, mem_bytes = vmapped_call(b, S)
+                best = best_interleaved(
+                    {"step": step, "rng": rng_call(seed_keys(range(S)), g.steps, g.batch, T)},
+                    g.repeats)
+                floor = work / (best["rng"] + work * flops_per_sample_step(N, T, g.batch)
+                                / rate)
+                rows.append({"N": N, "T": T, "seeds": S, "samples_per_s": work / best["step"],
                              "floor_samples_per_s": floor,
-                             "ratio_to_floor": r["samples_per_s"] / floor,
-                             "compile_s": r["compile_s"], "xla_bytes": r["xla_bytes"]})
+                             "ratio_to_floor": work / best["step"] / floor,
+                             "compile_s": compile_s, "xla_bytes": mem_bytes})
                 if progress is not None:
                     progress(rows[-1])
     return {"config": dataclasses.asdict(g), "rows": rows, "fit": fit_cost(rows),
