@@ -210,8 +210,23 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--loop-steps", type=int, default=200, help="steps per seed in the loop")
     b.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
     b.add_argument("--breakdown", action="store_true",
-                   help="also time the step piece by piece (uniforms, sampler, loss, gradient, "
-                   "ppd step) at the largest seed count")
+                   help="also time the step piece by piece (uniforms, fused rng, sampler, loss, "
+                   "gradient, ppd step) at the largest seed count")
+    b.add_argument("--grid", action="store_true",
+                   help="instead, time every (N, T, seeds) of the grid, fit the cost per "
+                   "sample-step against T, T N and N^2, draw --grid-figure and append a table "
+                   "to --grid-md")
+    b.add_argument("--grid-N", default="8,16,32,64", help="grid: vocabulary sizes")
+    b.add_argument("--grid-T", default="16,64,256,1024", help="grid: context lengths")
+    b.add_argument("--grid-seeds", default=None,
+                   help="grid: seed counts (default 1,8,64,256,1024 on a CPU, up to 16384 on "
+                   "a GPU or TPU)")
+    b.add_argument("--grid-steps", type=int, default=50, help="grid: steps per timed call")
+    b.add_argument("--grid-figure", default="experiments/bench_grid.png",
+                   help="grid: figure path ('' for none)")
+    b.add_argument("--grid-md", default="experiments/BENCHMARKS.md",
+                   help="grid: Markdown file the table is appended to ('' for none)")
+    b.add_argument("--grid-note", default="", help="grid: a note line for the Markdown section")
 
 
 def load_config_file(path: Path):
@@ -433,16 +448,29 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
     from scbjax.bench import BenchConfig, format_bench, run_bench
 
-    try:
-        seeds = tuple(int(x) for x in a.seeds.split(","))
-    except ValueError:
-        raise ConfigError("seeds", f"want comma-separated integers, got {a.seeds!r}") from None
-    for name in ("steps", "N", "T", "Q", "batch", "loop_seeds", "loop_steps", "repeats"):
+    def ints(text: str, field: str) -> tuple[int, ...]:
+        try:
+            xs = tuple(int(x) for x in text.split(","))
+        except ValueError:
+            raise ConfigError(field, f"want comma-separated integers, got {text!r}") from None
+        if any(x < 1 for x in xs):
+            raise ConfigError(field, f"values must be >= 1, got {text!r}")
+        return xs
+
+    seeds = ints(a.seeds, "seeds")
+    for name in ("steps", "N", "T", "Q", "batch", "loop_seeds", "loop_steps", "repeats",
+                 "grid_steps"):
         v = getattr(a, name)
         if v < 1:
             raise ConfigError(name, f"must be >= 1, got {v}")
-    if any(S < 1 for S in seeds):
-        raise ConfigError("seeds", f"seed counts must be >= 1, got {a.seeds!r}")
+    if a.grid:
+        from scbjax.bench import default_grid_seeds, grid_command
+
+        grid_seeds = ints(a.grid_seeds, "grid_seeds") if a.grid_seeds else default_grid_seeds()
+        return grid_command(ints(a.grid_N, "grid_N"), ints(a.grid_T, "grid_T"), grid_seeds,
+                            Q=a.Q, batch=a.batch, steps=a.grid_steps, repeats=a.repeats,
+                            figure=a.grid_figure, markdown=a.grid_md, note=a.grid_note,
+                            as_json=a.json)
     b = BenchConfig(N=a.N, T=a.T, Q=a.Q, batch=a.batch, steps=a.steps, seeds=seeds,
                     loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats)
     from scbjax.bench import train_config

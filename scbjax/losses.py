@@ -63,3 +63,77 @@ def excess_loss(params: Params, task: Task, model: str = "linear") -> Array:
 
 
 population_grad = jax.grad(population_loss)
+
+
+# --- Closed-form batch loss and gradient of the linear model -------------------------------
+#
+# Measured against the alternatives on a 2-core CPU (256 vmapped seeds, N = 16, T = 64, B = 8):
+# the features and their gradient as scatter / gather beat dense one-hot contractions (the
+# one-hot, B x T x N per seed, is materialised by XLA's CPU reductions: 1.4x to 2x slower), and
+# G_V as a sum of B outer products (one fused loop, no batched dot) beats ``r^T h`` by ~10%.
+
+_OUTER_MAX_B = 16  # up to this batch, G_V = sum_b r_b h_b^T unrolled; above it, a matmul
+
+
+def _weights(mask: Array | None, B: int, dtype) -> Array:
+    """Per-sample weights w_B of the batch mean: 1/B, or mask / max(#unmasked, 1)."""
+    if mask is None:
+        return jnp.full((B,), 1.0 / B, dtype)
+    m_B = mask.astype(dtype)
+    return m_B / jnp.maximum(m_B.sum(), 1.0)
+
+
+def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None,
+                         loss: str = "mse") -> tuple[Array, Params]:
+    """``jax.value_and_grad(batch_loss)`` of the linear model, in closed form.
+
+    h_b = sum_t A[t, k_b] e_{x_bt}, f_b = V h_b, residual r_b = f_b - e_{y_b} (mse) or
+    softmax(f_b) - e_{y_b} (ce); with w_b the weights of the (masked) batch mean:
+    G_V = sum_b w_b r_b h_b^T and G_A[t, k] = sum_b w_b [k == k_b] (V^T r_b)[x_bt]."""
+    V, A = params.V, params.A
+    N = V.shape[0]
+    tokens_BxT, query_B, target_B = batch.tokens, batch.query, batch.target
+    B, T = tokens_BxT.shape
+    dt = V.dtype
+    pib = "promise_in_bounds"  # sampled tokens lie in [0, N): no bounds checks
+    w_B = _weights(mask, B, dt)
+    a_BxT = jnp.take(A, query_B, axis=1, mode="clip").T  # a_b = A[:, k_b]
+    h_BxN = jax.vmap(lambda x_T, a_T: jnp.zeros(N, dt).at[x_T].add(a_T, mode=pib))(
+        tokens_BxT, a_BxT)
+    f_BxN = h_BxN @ V.T
+    y_BxN = jax.nn.one_hot(target_B, N, dtype=dt)
+    if loss == "mse":
+        r_BxN = f_BxN - y_BxN
+        l_B = 0.5 * jnp.sum(r_BxN * r_BxN, axis=-1)
+    elif loss == "ce":
+        logp_BxN = jax.nn.log_softmax(f_BxN, axis=-1)
+        l_B = -jnp.sum(logp_BxN * y_BxN, axis=-1)
+        r_BxN = jnp.exp(logp_BxN) - y_BxN
+    else:
+        raise ValueError(f"loss: unknown {loss!r}")
+    rw_BxN = r_BxN * w_B[:, None]
+    if B <= _OUTER_MAX_B:
+        G_V = rw_BxN[0][:, None] * h_BxN[0][None, :]
+        for b in range(1, B):
+            G_V = G_V + rw_BxN[b][:, None] * h_BxN[b][None, :]
+    else:
+        G_V = rw_BxN.T @ h_BxN
+    g_BxN = rw_BxN @ V  # w_b V^T r_b
+    gx_BxT = jnp.take_along_axis(g_BxN, tokens_BxT, axis=1, mode=pib)
+    G_A = jnp.zeros((T, N), dt).at[:, query_B].add(gx_BxT.T, mode=pib)
+    return jnp.sum(w_B * l_B), Params(V=G_V, A=G_A)
+
+
+GRADS = ("closed", "autodiff")
+
+
+def loss_and_grad(params: Params, batch: Batch, mask: Array | None = None,
+                  model: str = "linear", loss: str = "mse",
+                  method: str = "closed") -> tuple[Array, Params]:
+    """(batch loss, its gradient): the closed form for the linear model, else (and with
+    ``method="autodiff"``) ``jax.value_and_grad(batch_loss)``, the reference path."""
+    if method not in GRADS:
+        raise ValueError(f"method: unknown {method!r}")
+    if model == "linear" and method == "closed":
+        return linear_loss_and_grad(params, batch, mask, loss)
+    return jax.value_and_grad(batch_loss)(params, batch, mask, model, loss)

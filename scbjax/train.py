@@ -18,10 +18,10 @@ import optax
 from scbjax import fields, optim
 from scbjax.errors import is_int, require
 from scbjax.fields import field
-from scbjax.losses import batch_loss, population_loss
+from scbjax.losses import GRADS, loss_and_grad, population_loss
 from scbjax.metrics import measure
 from scbjax.model import Params, random_params, uniform_params
-from scbjax.sampler import Batch, sample, task_cdfs, token_counts
+from scbjax.sampler import Batch, fold_in, sample, task_cdfs, token_counts
 from scbjax.task import Task, TaskConfig, make_task
 
 Array = jax.Array
@@ -350,7 +350,7 @@ class Stepper:
 
 
 def make_stepper(config: TrainConfig, max_dataset: int = 0,
-                 on_log: Callable[[Array], None] | None = None) -> Stepper:
+                 on_log: Callable[[Array], None] | None = None, grad: str = "closed") -> Stepper:
     """The run of ``make_train`` as ``init`` + ``advance`` (see ``Stepper``), for chunked,
     checkpointed execution with traced batch sizes (padding + mask) and a fixed-dataset mode.
 
@@ -364,8 +364,10 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     ``permute_index(fold_in(fold_in(data_key, DATASET_FOLD), e), ., n)``); step t reads positions
     t b .. t b + b - 1 of the concatenated epochs, so a batch may straddle two epochs.
     ``on_log(step)`` is called (``jax.debug.callback``) at the end of each log interval.
+    ``grad``: "closed" (closed-form gradient of the linear model) or "autodiff" (reference).
     """
     config = config.validate()
+    require(grad in GRADS, "grad", f"must be one of {GRADS}, got {grad!r}")
     require(is_int(max_dataset) and max_dataset >= 0, "dataset",
             f"must be an integer >= 0, got {max_dataset!r}")
     N, T = config.task.N, config.task.T
@@ -389,7 +391,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
                           settings=st, data=data)
 
     def get_batch(state: TrainState, step: Array, B: int, b: Array, cdfs=None):
-        key = jax.random.fold_in(state.k_data, step)
+        key = fold_in(state.k_data, step)
         if max_dataset == 0:
             return sample(key, state.task, B, cdfs)
         n = state.settings.dataset
@@ -413,7 +415,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
             counts = task.mu * (b * (T + 1)).astype(jnp.float32)
         else:
             batch = get_batch(state, t, max_batch, b, cdfs)
-            loss, g = jax.value_and_grad(batch_loss)(params, batch, mask, model, lossname)
+            loss, g = loss_and_grad(params, batch, mask, model, lossname, grad)
             counts = token_counts(batch, N, mask)
         upd, opt_state = opt.update(g, opt_state, params, token_counts=counts, mu=task.mu,
                                     lr_V=st.lr_V[p], lr_A=st.lr_A[p], lam=st.lam[p],

@@ -1,8 +1,11 @@
-"""``scbjax bench``: end to end at tiny sizes; the floor's arithmetic count."""
+"""``scbjax bench``: end to end at tiny sizes; the floor's arithmetic count; the grid and its
+cost fit."""
 
 import json
 
-from scbjax.bench import flops_per_sample_step
+import numpy as np
+
+from scbjax.bench import fit_cost, flops_per_sample_step
 from scbjax.cli import main
 
 
@@ -20,6 +23,11 @@ def test_bench_json_end_to_end(capsys):
     assert r["loop_samples_per_s"] > 0
     for a, f, q in zip(r["samples_per_s"], r["floor_samples_per_s"], r["ratio_to_floor"]):
         assert abs(a / f - q) < 1e-9
+    for a, f, q in zip(r["samples_per_s"], r["fused_floor_samples_per_s"],
+                       r["ratio_to_fused_floor"]):
+        assert abs(a / f - q) < 1e-9
+    assert r["device"]["platform"] == "cpu" and r["device"]["count"] >= 1
+    assert isinstance(r["device"]["kind"], str) and r["device"]["kind"]
 
 
 def test_bench_breakdown_text(capsys):
@@ -30,7 +38,7 @@ def test_bench_breakdown_text(capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "breakdown at 2 seeds" in out
-    for name in ("uniforms", "sampler", "loss", "gradient", "ppd step"):
+    for name in ("uniforms", "fused rng", "sampler", "loss", "gradient", "ppd step"):
         line = next(ln for ln in out.splitlines() if ln.startswith(name))
         assert float(line.split()[-2]) > 0, line
 
@@ -45,3 +53,37 @@ def test_bench_text_and_bad_input(capsys):
 def test_flops_count():
     # N=16, T=64, B=8: 6*256 + 128 + 64 + 10*(256 + 1024)/8
     assert flops_per_sample_step(16, 64, 8) == 1536 + 128 + 64 + 1600
+
+
+def test_bench_grid_end_to_end(tmp_path, capsys):
+    """A 2 x 2 x 2 grid: 8 rows, the figure, the Markdown section, and a fit per seed count."""
+    fig, md = tmp_path / "g.png", tmp_path / "B.md"
+    md.write_text("# Benchmarks\n")
+    rc = main(["bench", "--grid", "--json", "--grid-N", "4,5", "--grid-T", "6,9",
+               "--grid-seeds", "1,3", "--grid-steps", "4", "--repeats", "1", "--batch", "4",
+               "--grid-figure", str(fig), "--grid-md", str(md), "--grid-note", "a test"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [(x["N"], x["T"], x["seeds"]) for x in r["rows"]] == [
+        (N, T, S) for N in (4, 5) for T in (6, 9) for S in (1, 3)]
+    for x in r["rows"]:
+        assert x["samples_per_s"] > 0 and abs(
+            x["samples_per_s"] / x["floor_samples_per_s"] - x["ratio_to_floor"]) < 1e-9
+    assert set(r["fit"]) == {"1", "3"}
+    assert fig.stat().st_size > 10_000
+    text = md.read_text()
+    assert text.startswith("# Benchmarks\n") and "## Grid: `scbjax bench --grid" in text
+    assert "| 5 | 9 | 3 |" in text and "a test" in text and "c_TN" in text
+    assert main(["bench", "--grid", "--grid-T", "4,x"]) == 2
+    assert "grid_T" in capsys.readouterr().err
+
+
+def test_cost_fit_recovers_known_coefficients():
+    c = {"1": 50.0, "T": 3.0, "T N": 0.25, "N^2": 0.5}
+    rows = [{"N": N, "T": T, "seeds": 8, "samples_per_s": 1e9 / (
+        c["1"] + c["T"] * T + c["T N"] * T * N + c["N^2"] * N * N)}
+        for N in (8, 16, 32) for T in (16, 64, 256)]
+    rows.append({"N": 8, "T": 16, "seeds": 1, "samples_per_s": 1e6})  # too few points: no fit
+    fit = fit_cost(rows)
+    assert set(fit) == {"8"} and fit["8"]["r2"] > 1 - 1e-9
+    np.testing.assert_allclose([fit["8"]["ns"][k] for k in c], list(c.values()), rtol=1e-6)
