@@ -302,7 +302,7 @@ def test_from_dict_errors_name_the_key_path():
     d["phases"][0]["lr_V"] = 0.05
     d["phases"][0]["colour"] = "red"
     e = error_of(lambda: fields.from_dict(s.TrainConfig, d, "base"))
-    assert e.field == "base.phases[0].colour" and "known: batch, lam, lr_A, lr_V, steps" in str(e)
+    assert e.field == "base.phases[0].colour" and "known: batch, freeze, lam, lr_A, lr_V, steps" in str(e)
     assert field_of(lambda: fields.from_dict(s.TrainConfig, {"task": {"N": "8"}}, "base")) \
         == "base.task.N"
     assert field_of(lambda: fields.from_dict(s.TrainConfig, {"task": [8]})) == "task"
@@ -352,7 +352,8 @@ def test_add_arguments_derives_options():
     assert train["log_every"] == 7 and train["projection_V"] == "simplex"
     assert train["population"] is True and "init_scale" not in train
     phase = fields.values_from_args(a, s.Phase)
-    assert phase == {"steps": 2000, "batch": 8, "lr_V": 0.5, "lr_A": 0.01, "lam": 0.0}
+    assert phase == {"steps": 2000, "batch": 8, "lr_V": 0.5, "lr_A": 0.01, "lam": 0.0,
+                     "freeze": False}
     task = fields.values_from_args(a, s.TaskConfig)
     assert task["N"] == 5 and task["q_weights"] == "dirichlet"
     cfg = s.TrainConfig(task=s.TaskConfig(**task), phases=(s.Phase(**phase),), **train)
