@@ -468,9 +468,10 @@ def plot_grid(r: dict, path) -> None:
     ax2.set_ylabel("ratio to the floor (jax.random uniforms)")
     ax1.legend(fontsize=6, ncol=2)
     dev = r["device"]
+    kind = dev["platform"] if dev["kind"] == dev["platform"] else f"{dev['platform']} {dev['kind']}"
     fig.suptitle(f"scbjax bench --grid: B={r['config']['batch']}, {r['config']['steps']} steps "
-                 f"per call; {dev['platform']} {dev['kind']} ({r['machine']['cpu']}, "
-                 f"{r['machine']['cores']} cores), jax {r['versions']['jax']}", fontsize=9)
+                 f"per call; {kind} ({r['machine']['cpu']}, {r['machine']['cores']} cores), "
+                 f"jax {r['versions']['jax']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

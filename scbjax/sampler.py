@@ -26,7 +26,7 @@ class Batch:
 
 # --- Threefry-2x32 as one fused computation, bit for bit jax.random's ----------------------
 # On a CPU, jax lowers threefry as a rolled loop of 5 passes over the counters; written out as
-# plain integer arithmetic XLA fuses it into the consumers (4x to 5x faster here). Used only
+# plain integer arithmetic XLA fuses it into the consumers (2.5x to 5x faster here). Used only
 # where it is exactly jax's: a raw uint32[2] key, the default threefry2x32 implementation, and
 # jax_threefry_partitionable (the default since jax 0.5); otherwise jax.random is called.
 
