@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scbjax bench on a lent accelerator, as one prepared script (issue 11): environment, the bench
-# JSON at seeds up to 65536, the breakdown, and (unless QUICK=1) the grid. Results go to $OUT
+# JSON at seeds up to 65536 (the default form, then the scatter form), the breakdown, and
+# (unless QUICK=1) the grid. Results go to $OUT
 # (default ./device_out). Run from the repository root; needs jax, optax, numpy, matplotlib.
 set -u
 OUT=${OUT:-device_out}
@@ -23,11 +24,19 @@ import json, sys
 from scbjax.bench import format_bench
 print(format_bench(json.load(open(sys.argv[1]))))
 PY
+# the other form of the sums over tokens (scatter-adds; the default on a GPU/TPU is dense)
+timeout "${T_FORM:-90}" $PY -m scbjax bench --json --grad closed_scatter --seeds "${FORM_SEEDS:-1024,16384,65536}" \
+  --steps 300 --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/bench_scatter.json" 2> "$OUT/bench_scatter.err"
+echo "bench scatter rc=$?"; $PY - "$OUT/bench_scatter.json" <<'PY' || true
+import json, sys
+from scbjax.bench import format_bench
+print(format_bench(json.load(open(sys.argv[1]))))
+PY
 timeout "${T_BREAKDOWN:-90}" $PY -m scbjax bench --breakdown --seeds "${BREAKDOWN_SEEDS:-16384}" \
   --steps 300 --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/breakdown.txt" 2>&1
 echo "breakdown rc=$?"; tail -9 "$OUT/breakdown.txt"
 [ "${QUICK:-0}" = 1 ] && exit 0
-timeout "${T_GRID:-300}" $PY -m scbjax bench --grid --grid-seeds "${GRID_SEEDS:-1,64,1024,16384}" \
+timeout "${T_GRID:-300}" $PY -m scbjax bench --grid --grid-seeds "${GRID_SEEDS:-1,256,16384}" \
   --grid-steps 20 --repeats 3 --grid-md "$OUT/grid.md" --grid-figure "$OUT/grid.png" --json \
   > "$OUT/grid.json" 2> "$OUT/grid.err"
 echo "grid rc=$?"; tail -3 "$OUT/grid.err"

@@ -44,6 +44,7 @@ class BenchConfig:
     loop_seeds: int = 2
     loop_steps: int = 200
     repeats: int = 3
+    grad: str = "closed"  # losses.GRADS: the gradient of the step (form by backend, or forced)
 
 
 def train_config(b: BenchConfig) -> TrainConfig:
@@ -119,7 +120,7 @@ def vmapped_call(b: BenchConfig, S: int):
     """(compiled, warmed-up call of the sweep's ``jit(vmap(advance))`` over S seeds and one
     log interval of ``b.steps`` steps, its compile seconds, its XLA bytes)."""
     cfg = train_config(b)
-    st = make_stepper(cfg)
+    st = make_stepper(cfg, grad=b.grad)
     keys = seed_keys(range(S))
     state = jax.jit(jax.vmap(st.init))(keys)
     adv = jax.jit(jax.vmap(st.advance, in_axes=(0, None, None, None, None)),
@@ -175,7 +176,7 @@ def breakdown(b: BenchConfig, S: int) -> dict[str, float]:
                 if kind == "sampler":
                     return acc + (batch.tokens.sum() + batch.query.sum()
                                   + batch.target.sum()).astype(jnp.float32)
-                loss, g = loss_and_grad(params, batch)
+                loss, g = loss_and_grad(params, batch, method=b.grad)
                 if kind == "loss":
                     return acc + loss
                 return acc + g.V.sum() + g.A.sum()
@@ -195,19 +196,19 @@ def breakdown(b: BenchConfig, S: int) -> dict[str, float]:
 def format_breakdown(rates: dict[str, float], S: int) -> str:
     lines = [f"breakdown at {S} seeds (each line adds one piece to the step; 'fused rng' "
              "replaces 'uniforms': the same numbers from the step's fused threefry):",
-             f"{'work per step':<12} {'sample-steps/s':>15} {'+ us per sample-step':>21}"]
+             f"{'work per step':<12} {'sample-steps/s':>15} {'+ ns per sample-step':>21}"]
     prev = 0.0
     for name, r in rates.items():
-        us = 1e6 / r
-        lines.append(f"{name:<12} {r:>15.4g} {us - prev:>+21.3f}")
-        prev = us
+        ns = 1e9 / r
+        lines.append(f"{name:<12} {r:>15.4g} {ns - prev:>+21.2f}")
+        prev = ns
     return "\n".join(lines)
 
 
 def per_seed_loop(b: BenchConfig) -> float:
     """Python loop over seeds and steps around one jitted (unvmapped) step."""
     cfg = train_config(b)
-    st = make_stepper(cfg)
+    st = make_stepper(cfg, grad=b.grad)
 
     @jax.jit
     def step(state, t):
@@ -215,7 +216,9 @@ def per_seed_loop(b: BenchConfig) -> float:
 
     keys = seed_keys(range(b.loop_seeds))
     states = [jax.jit(st.init)(k) for k in keys]
-    jax.block_until_ready(step(states[0], jnp.asarray(0, jnp.int32)))
+    # warm up on an initial and on a stepped state (their pytrees may trace differently)
+    jax.block_until_ready(step(step(states[0], jnp.asarray(0, jnp.int32)),
+                               jnp.asarray(1, jnp.int32)))
     best = float("inf")
     for _ in range(b.repeats):
         t0 = time.perf_counter()
@@ -225,6 +228,14 @@ def per_seed_loop(b: BenchConfig) -> float:
             jax.block_until_ready(s)
         best = min(best, time.perf_counter() - t0)
     return b.loop_seeds * b.loop_steps * b.batch / best
+
+
+def _form(grad: str) -> str:
+    """The form of the sums over tokens that ``grad`` runs on this backend."""
+    from scbjax.losses import default_form
+
+    return {"closed": default_form(), "autodiff": "autodiff"}.get(grad, grad.removeprefix(
+        "closed_"))
 
 
 def cpu_model() -> str:
@@ -265,6 +276,7 @@ def run_bench(b: BenchConfig) -> dict:
 
     return {
         "config": {**dataclasses.asdict(b), "method": "ppd", "lam": 1e-3, "lr": 0.01},
+        "form": _form(b.grad),
         "seeds": [r["seeds"] for r in rows],
         "samples_per_s": [r["samples_per_s"] for r in rows],
         "floor_samples_per_s": [r["floor_samples_per_s"] for r in rows],
@@ -315,6 +327,7 @@ def _cores() -> int:
 def format_bench(r: dict) -> str:
     c = r["config"]
     lines = [f"scbjax bench: N={c['N']} T={c['T']} Q={c['Q']} B={c['batch']} method=ppd "
+             f"grad={c.get('grad', 'closed')}({r.get('form', '?')}) "
              f"steps={c['steps']}  ({r['machine']['cpu']}, {r['machine']['cores']} cores, "
              f"jax {r['versions']['jax']})",
              f"{'seeds':>6} {'vmapped/s':>12} {'floor/s':>12} {'ratio':>7} {'compile s':>10} "
@@ -361,6 +374,7 @@ class GridConfig:
     batch: int = 8
     steps: int = 50
     repeats: int = 3
+    grad: str = "closed"
 
 
 def default_grid_seeds() -> tuple[int, ...]:
@@ -378,7 +392,7 @@ def run_grid(g: GridConfig, progress=None) -> dict:
         for T in g.Ts:
             for S in g.seeds:
                 b = BenchConfig(N=N, T=T, Q=min(g.Q, T), batch=g.batch, steps=g.steps,
-                                seeds=(S,), repeats=g.repeats)
+                                seeds=(S,), repeats=g.repeats, grad=g.grad)
                 work = S * g.steps * g.batch
                 step, compile_s, mem_bytes = vmapped_call(b, S)
                 best = best_interleaved(
@@ -502,7 +516,7 @@ def grid_markdown_section(r: dict, command: str, note: str = "") -> str:
 
 def grid_command(Ns, Ts, seeds, Q: int = 2, batch: int = 8, steps: int = 50, repeats: int = 3,
                  figure: str = "", markdown: str = "", note: str = "",
-                 as_json: bool = False) -> int:
+                 as_json: bool = False, grad: str = "closed") -> int:
     """``scbjax bench --grid``: run the grid (progress on stderr), draw ``figure``, append the
     section to ``markdown`` (empty: skip either), print the table (or the JSON)."""
     import json
@@ -515,7 +529,7 @@ def grid_command(Ns, Ts, seeds, Q: int = 2, batch: int = 8, steps: int = 50, rep
         for T in Ts:
             TaskConfig(N=N, T=T, Q=min(Q, T)).validate()
     g = GridConfig(Ns=tuple(Ns), Ts=tuple(Ts), seeds=tuple(seeds), Q=Q, batch=batch,
-                   steps=steps, repeats=repeats)
+                   steps=steps, repeats=repeats, grad=grad)
 
     def progress(x):
         print(f"N={x['N']} T={x['T']} seeds={x['seeds']}: {x['samples_per_s']:.4g} "

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from scbjax.errors import ConfigError
+from scbjax.losses import GRADS
 
 DESCRIPTION = """\
 scbjax: simulate training of a one-layer linear transformer on the Sparse Contextual Bigram
@@ -209,6 +210,9 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--loop-seeds", type=int, default=2, help="seeds in the per-seed loop")
     b.add_argument("--loop-steps", type=int, default=200, help="steps per seed in the loop")
     b.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
+    b.add_argument("--grad", default="closed", choices=GRADS,
+                   help="the step's gradient: closed form (scatter-adds on a CPU, dense one-hot "
+                   "sums on a GPU/TPU), a forced form, or autodiff")
     b.add_argument("--breakdown", action="store_true",
                    help="also time the step piece by piece (uniforms, fused rng, sampler, loss, "
                    "gradient, ppd step) at the largest seed count")
@@ -470,9 +474,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
         return grid_command(ints(a.grid_N, "grid_N"), ints(a.grid_T, "grid_T"), grid_seeds,
                             Q=a.Q, batch=a.batch, steps=a.grid_steps, repeats=a.repeats,
                             figure=a.grid_figure, markdown=a.grid_md, note=a.grid_note,
-                            as_json=a.json)
+                            as_json=a.json, grad=a.grad)
     b = BenchConfig(N=a.N, T=a.T, Q=a.Q, batch=a.batch, steps=a.steps, seeds=seeds,
-                    loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats)
+                    loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats,
+                    grad=a.grad)
     from scbjax.bench import train_config
 
     from scbjax.resources import check_fits

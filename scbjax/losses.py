@@ -83,9 +83,22 @@ def _weights(mask: Array | None, B: int, dtype) -> Array:
     return m_B / jnp.maximum(m_B.sum(), 1.0)
 
 
+FORMS = ("scatter", "dense")
+
+
+def default_form() -> str:
+    """The sums over tokens as scatter-adds on a CPU; as dense one-hot sums on a GPU or TPU,
+    where a vmapped scatter-add is an atomic update per token [measured: docs/findings.md]."""
+    return "scatter" if jax.default_backend() == "cpu" else "dense"
+
+
 def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None,
-                         loss: str = "mse") -> tuple[Array, Params]:
+                         loss: str = "mse", form: str | None = None) -> tuple[Array, Params]:
     """``jax.value_and_grad(batch_loss)`` of the linear model, in closed form.
+
+    ``form`` (default ``default_form()``): the two sums over tokens, h and G_A, as scatter-adds
+    ("scatter") or as sums over the one-hot of the tokens and queries ("dense", B x T x N per
+    example); the same numbers up to float rounding.
 
     h_b = sum_t A[t, k_b] e_{x_bt}, f_b = V h_b, residual r_b = f_b - e_{y_b} (mse) or
     softmax(f_b) - e_{y_b} (ce); with w_b the weights of the (masked) batch mean:
@@ -98,8 +111,16 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
     pib = "promise_in_bounds"  # sampled tokens lie in [0, N): no bounds checks
     w_B = _weights(mask, B, dt)
     a_BxT = jnp.take(A, query_B, axis=1, mode="clip").T  # a_b = A[:, k_b]
-    h_BxN = jax.vmap(lambda x_T, a_T: jnp.zeros(N, dt).at[x_T].add(a_T, mode=pib))(
-        tokens_BxT, a_BxT)
+    form = default_form() if form is None else form
+    if form not in FORMS:
+        raise ValueError(f"form: must be one of {FORMS}, got {form!r}")
+    if form == "dense":
+        iN = jnp.arange(N, dtype=tokens_BxT.dtype)
+        oh_BxTxN = tokens_BxT[:, :, None] == iN[None, None, :]
+        h_BxN = jnp.sum(jnp.where(oh_BxTxN, a_BxT[:, :, None], 0.0), axis=1)
+    else:
+        h_BxN = jax.vmap(lambda x_T, a_T: jnp.zeros(N, dt).at[x_T].add(a_T, mode=pib))(
+            tokens_BxT, a_BxT)
     f_BxN = h_BxN @ V.T
     y_BxN = jax.nn.one_hot(target_B, N, dtype=dt)
     if loss == "mse":
@@ -120,20 +141,26 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
         G_V = rw_BxN.T @ h_BxN
     g_BxN = rw_BxN @ V  # w_b V^T r_b
     gx_BxT = jnp.take_along_axis(g_BxN, tokens_BxT, axis=1, mode=pib)
-    G_A = jnp.zeros((T, N), dt).at[:, query_B].add(gx_BxT.T, mode=pib)
+    if form == "dense":
+        qh_BxN = query_B[:, None] == iN[None, :]
+        G_A = jnp.sum(jnp.where(qh_BxN[:, None, :], gx_BxT[:, :, None], 0.0), axis=0)
+    else:
+        G_A = jnp.zeros((T, N), dt).at[:, query_B].add(gx_BxT.T, mode=pib)
     return jnp.sum(w_B * l_B), Params(V=G_V, A=G_A)
 
 
-GRADS = ("closed", "autodiff")
+GRADS = ("closed", "closed_scatter", "closed_dense", "autodiff")
 
 
 def loss_and_grad(params: Params, batch: Batch, mask: Array | None = None,
                   model: str = "linear", loss: str = "mse",
                   method: str = "closed") -> tuple[Array, Params]:
-    """(batch loss, its gradient): the closed form for the linear model, else (and with
+    """(batch loss, its gradient): the closed form for the linear model ("closed": the form
+    of ``default_form()``; "closed_scatter", "closed_dense": that form), else (and with
     ``method="autodiff"``) ``jax.value_and_grad(batch_loss)``, the reference path."""
     if method not in GRADS:
         raise ValueError(f"method: unknown {method!r}")
-    if model == "linear" and method == "closed":
-        return linear_loss_and_grad(params, batch, mask, loss)
+    if model == "linear" and method != "autodiff":
+        form = None if method == "closed" else method.removeprefix("closed_")
+        return linear_loss_and_grad(params, batch, mask, loss, form)
     return jax.value_and_grad(batch_loss)(params, batch, mask, model, loss)

@@ -41,15 +41,18 @@ def assert_tree_close(a, b, rtol=1e-5, atol=1e-6):
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 @pytest.mark.parametrize("N,T,B", [(2, 1, 3), (4, 6, 9), (16, 64, 8), (7, 33, 24)])
 @pytest.mark.parametrize("masked", [False, True])
-def test_closed_form_equals_autodiff(loss, N, T, B, masked):
-    """B = 24 takes the matmul branch of G_V, the others the unrolled outer products."""
+@pytest.mark.parametrize("form", ["scatter", "dense"])
+def test_closed_form_equals_autodiff(loss, N, T, B, masked, form):
+    """B = 24 takes the matmul branch of G_V, the others the unrolled outer products; both
+    forms of the sums over tokens (scatter-adds, dense one-hot sums)."""
     for i, make in enumerate((lambda k: random_params(k, N, T), lambda k: off_simplex_params(
             k, N, T))):
         key = jax.random.PRNGKey(100 * N + T + i)
         params, batch = make(key), random_batch(jax.random.fold_in(key, 1), N, T, B)
         mask = (jnp.arange(B) < (B + 1) // 2) if masked else None
         ref = jax.value_and_grad(batch_loss)(params, batch, mask, "linear", loss)
-        got = jax.jit(linear_loss_and_grad, static_argnums=3)(params, batch, mask, loss)
+        got = jax.jit(linear_loss_and_grad, static_argnums=(3, 4))(params, batch, mask, loss,
+                                                                  form)
         assert_tree_close(got, ref)
         assert float(jnp.abs(ref[1].A).max()) > 0  # a nonzero gradient was compared
 
@@ -197,10 +200,11 @@ def run(config, grad, S=4, masked_batch=None):
     {"mu": "estimate", "projection_A": "simplex"},
     {"optimizer": "sgd"},
 ])
-def test_training_run_closed_equals_autodiff(kw):
+@pytest.mark.parametrize("grad", ["closed_scatter", "closed_dense"])
+def test_training_run_closed_equals_autodiff(kw, grad):
     cfg = s.TrainConfig(task=s.TaskConfig(N=6, T=12, Q=2),
                         phases=(s.Phase(150, 8, 0.05, 0.05, 1e-3),), log_every=150, **kw)
-    a, ma = run(cfg, "closed")
+    a, ma = run(cfg, grad)
     b, mb = run(cfg, "autodiff")
     np.testing.assert_allclose(a.params.V, b.params.V, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a.params.A, b.params.A, rtol=1e-4, atol=1e-6)
@@ -224,3 +228,14 @@ def test_padded_training_run_closed_equals_autodiff():
 def test_stepper_rejects_unknown_grad():
     with pytest.raises(s.ConfigError, match="grad"):
         make_stepper(s.TrainConfig(), grad="numeric")
+
+
+def test_default_form_by_backend_and_unknown_form():
+    from scbjax.losses import default_form
+
+    assert default_form() == ("scatter" if jax.default_backend() == "cpu" else "dense")
+    N, T, B = 4, 5, 3
+    params = random_params(jax.random.PRNGKey(0), N, T)
+    batch = random_batch(jax.random.PRNGKey(1), N, T, B)
+    with pytest.raises(ValueError, match="form"):
+        linear_loss_and_grad(params, batch, None, "mse", "sparse")

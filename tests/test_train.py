@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import scbjax as s
 from scbjax.train import make_train, train_many
@@ -219,3 +221,22 @@ def test_seed_streams_are_separate():
     b = make_train(tiny(phases=(s.Phase(40, 16),)))(jax.random.PRNGKey(7))
     np.testing.assert_array_equal(a.task.P, b.task.P)
     np.testing.assert_array_equal(a.task.q, b.task.q)
+
+
+@settings(max_examples=60, deadline=None)
+@given(which=st.sampled_from(["V", "A", "none"]), pos=st.integers(0, 10_000),
+       bad=st.sampled_from([np.nan, np.inf, -np.inf]), scale=st.floats(1e-30, 1e30))
+def test_all_finite_matches_the_elementwise_check(which, pos, bad, scale):
+    """The divergence check (one sum of all entries) against the elementwise check: any NaN or
+    infinite entry in V or A is caught; finite entries of any size up to 1e30 pass."""
+    from scbjax.train import all_finite
+
+    rng = np.random.default_rng(pos)
+    V = (rng.standard_normal((5, 5)) * scale).astype(np.float32)
+    A = (rng.standard_normal((7, 5)) * scale).astype(np.float32)
+    if which == "V":
+        V.flat[pos % V.size] = bad
+    elif which == "A":
+        A.flat[pos % A.size] = bad
+    want = bool(np.all(np.isfinite(V)) and np.all(np.isfinite(A)))
+    assert bool(all_finite(s.Params(V=jnp.asarray(V), A=jnp.asarray(A)))) == want
