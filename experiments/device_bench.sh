@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scbjax bench on a lent accelerator, as one prepared script (issue 11): environment, the bench
-# JSON at seeds up to 65536 (the default form, then the scatter form), the breakdown, and
+# JSON at seeds up to 65536 (the default form, then the dense form), the breakdown, and
 # (unless QUICK=1) the grid. Results go to $OUT
 # (default ./device_out). Run from the repository root; needs jax, optax, numpy, matplotlib.
 set -u
@@ -24,10 +24,10 @@ import json, sys
 from scbjax.bench import format_bench
 print(format_bench(json.load(open(sys.argv[1]))))
 PY
-# the other form of the sums over tokens (scatter-adds; the default on a GPU/TPU is dense)
-timeout "${T_FORM:-90}" $PY -m scbjax bench --json --grad closed_scatter --seeds "${FORM_SEEDS:-1024,16384,65536}" \
-  --steps 300 --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/bench_scatter.json" 2> "$OUT/bench_scatter.err"
-echo "bench scatter rc=$?"; $PY - "$OUT/bench_scatter.json" <<'PY' || true
+# the other form of the sums over tokens (dense one-hot sums; the default is scatter-adds)
+timeout "${T_FORM:-90}" $PY -m scbjax bench --json --grad closed_dense --seeds "${FORM_SEEDS:-1024,16384,65536}" \
+  --steps 300 --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/bench_dense.json" 2> "$OUT/bench_dense.err"
+echo "bench dense rc=$?"; $PY - "$OUT/bench_dense.json" <<'PY' || true
 import json, sys
 from scbjax.bench import format_bench
 print(format_bench(json.load(open(sys.argv[1]))))

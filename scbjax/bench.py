@@ -44,7 +44,7 @@ class BenchConfig:
     loop_seeds: int = 2
     loop_steps: int = 200
     repeats: int = 3
-    grad: str = "closed"  # losses.GRADS: the gradient of the step (form by backend, or forced)
+    grad: str = "closed"  # losses.GRADS: the gradient of the step
 
 
 def train_config(b: BenchConfig) -> TrainConfig:
@@ -231,11 +231,8 @@ def per_seed_loop(b: BenchConfig) -> float:
 
 
 def _form(grad: str) -> str:
-    """The form of the sums over tokens that ``grad`` runs on this backend."""
-    from scbjax.losses import default_form
-
-    return {"closed": default_form(), "autodiff": "autodiff"}.get(grad, grad.removeprefix(
-        "closed_"))
+    """The form of the sums over tokens that ``grad`` runs."""
+    return {"closed": "scatter", "closed_dense": "dense"}.get(grad, grad)
 
 
 def cpu_model() -> str:

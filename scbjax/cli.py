@@ -211,8 +211,8 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--loop-steps", type=int, default=200, help="steps per seed in the loop")
     b.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
     b.add_argument("--grad", default="closed", choices=GRADS,
-                   help="the step's gradient: closed form (scatter-adds on a CPU, dense one-hot "
-                   "sums on a GPU/TPU), a forced form, or autodiff")
+                   help="the step's gradient: closed form (its sums over tokens as scatter-adds, "
+                   "or as dense one-hot sums), or autodiff")
     b.add_argument("--breakdown", action="store_true",
                    help="also time the step piece by piece (uniforms, fused rng, sampler, loss, "
                    "gradient, ppd step) at the largest seed count")

@@ -86,19 +86,15 @@ def _weights(mask: Array | None, B: int, dtype) -> Array:
 FORMS = ("scatter", "dense")
 
 
-def default_form() -> str:
-    """The sums over tokens as scatter-adds on a CPU; as dense one-hot sums on a GPU or TPU,
-    where a vmapped scatter-add is an atomic update per token [measured: docs/findings.md]."""
-    return "scatter" if jax.default_backend() == "cpu" else "dense"
-
-
 def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None,
-                         loss: str = "mse", form: str | None = None) -> tuple[Array, Params]:
+                         loss: str = "mse", form: str = "scatter") -> tuple[Array, Params]:
     """``jax.value_and_grad(batch_loss)`` of the linear model, in closed form.
 
-    ``form`` (default ``default_form()``): the two sums over tokens, h and G_A, as scatter-adds
-    ("scatter") or as sums over the one-hot of the tokens and queries ("dense", B x T x N per
-    example); the same numbers up to float rounding.
+    ``form``: the two sums over tokens, h and G_A, as scatter-adds ("scatter") or as sums over
+    the one-hot of the tokens and queries ("dense", B x T x N per example); the same numbers up
+    to float rounding. Scatter is the faster at the canonical size on a CPU (1.3x) and on an
+    H200 (1.2x at 16384 seeds); dense wins on the GPU at T >= 256 for N <= 16
+    (experiments/BENCHMARKS.md).
 
     h_b = sum_t A[t, k_b] e_{x_bt}, f_b = V h_b, residual r_b = f_b - e_{y_b} (mse) or
     softmax(f_b) - e_{y_b} (ce); with w_b the weights of the (masked) batch mean:
@@ -111,7 +107,6 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
     pib = "promise_in_bounds"  # sampled tokens lie in [0, N): no bounds checks
     w_B = _weights(mask, B, dt)
     a_BxT = jnp.take(A, query_B, axis=1, mode="clip").T  # a_b = A[:, k_b]
-    form = default_form() if form is None else form
     if form not in FORMS:
         raise ValueError(f"form: must be one of {FORMS}, got {form!r}")
     if form == "dense":
@@ -149,18 +144,18 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
     return jnp.sum(w_B * l_B), Params(V=G_V, A=G_A)
 
 
-GRADS = ("closed", "closed_scatter", "closed_dense", "autodiff")
+GRADS = ("closed", "closed_dense", "autodiff")
 
 
 def loss_and_grad(params: Params, batch: Batch, mask: Array | None = None,
                   model: str = "linear", loss: str = "mse",
                   method: str = "closed") -> tuple[Array, Params]:
-    """(batch loss, its gradient): the closed form for the linear model ("closed": the form
-    of ``default_form()``; "closed_scatter", "closed_dense": that form), else (and with
+    """(batch loss, its gradient): the closed form for the linear model ("closed": its sums
+    over tokens as scatter-adds; "closed_dense": as one-hot sums), else (and with
     ``method="autodiff"``) ``jax.value_and_grad(batch_loss)``, the reference path."""
     if method not in GRADS:
         raise ValueError(f"method: unknown {method!r}")
     if model == "linear" and method != "autodiff":
-        form = None if method == "closed" else method.removeprefix("closed_")
+        form = "dense" if method == "closed_dense" else "scatter"
         return linear_loss_and_grad(params, batch, mask, loss, form)
     return jax.value_and_grad(batch_loss)(params, batch, mask, model, loss)

@@ -373,8 +373,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     t b .. t b + b - 1 of the concatenated epochs, so a batch may straddle two epochs.
     ``on_log(step)`` is called (``jax.debug.callback``) at the end of each log interval.
     ``grad``: ``losses.GRADS``: "closed" (closed-form gradient of the linear model, its sums
-    over tokens in the backend's form, ``losses.default_form``), "closed_scatter" or
-    "closed_dense" (that form), or "autodiff" (the reference).
+    over tokens as scatter-adds), "closed_dense" (as one-hot sums), or "autodiff" (the
+    reference).
     """
     config = config.validate()
     require(grad in GRADS, "grad", f"must be one of {GRADS}, got {grad!r}")

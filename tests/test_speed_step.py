@@ -200,7 +200,7 @@ def run(config, grad, S=4, masked_batch=None):
     {"mu": "estimate", "projection_A": "simplex"},
     {"optimizer": "sgd"},
 ])
-@pytest.mark.parametrize("grad", ["closed_scatter", "closed_dense"])
+@pytest.mark.parametrize("grad", ["closed", "closed_dense"])
 def test_training_run_closed_equals_autodiff(kw, grad):
     cfg = s.TrainConfig(task=s.TaskConfig(N=6, T=12, Q=2),
                         phases=(s.Phase(150, 8, 0.05, 0.05, 1e-3),), log_every=150, **kw)
@@ -230,10 +230,7 @@ def test_stepper_rejects_unknown_grad():
         make_stepper(s.TrainConfig(), grad="numeric")
 
 
-def test_default_form_by_backend_and_unknown_form():
-    from scbjax.losses import default_form
-
-    assert default_form() == ("scatter" if jax.default_backend() == "cpu" else "dense")
+def test_unknown_form_is_refused():
     N, T, B = 4, 5, 3
     params = random_params(jax.random.PRNGKey(0), N, T)
     batch = random_batch(jax.random.PRNGKey(1), N, T, B)
