@@ -527,6 +527,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (``scbjax bench | head``): quietly, 141
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 128 + 13
     except OSError as e:  # the file system refused (disk full, permissions): one line
         where = f"{e.filename}: " if e.filename else ""
         print(f"scbjax: error: {where}{e.strerror or e}", file=sys.stderr)

@@ -94,3 +94,12 @@ def test_help_explains_every_flag(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "train" in capsys.readouterr().out
+
+
+def test_broken_pipe_exits_141_quietly():
+    """``scbjax bench | head``: the reader going away ends the command with 141, no message."""
+    code = ("import sys, scbjax.cli as c\n"
+            "def gone(a):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "c.cmd_bench = gone\nsys.exit(c.main(['bench']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)
