@@ -53,12 +53,23 @@ def col_ranks(M_TxN: Array) -> Array:
 
 def support_recovered(A_TxN: Array, q_TxN: Array) -> Array:
     """Per column (bool N): the top-Q_k entries of A's column k, Q_k = #{t: q[t, k] > 0}, are
-    exactly q's support, i.e. for every t: (rank[t, k] < Q_k) == (q[t, k] > 0). Ties in A are
-    broken by index order (see ``col_ranks``)."""
+    exactly q's support, i.e. for every t: (rank[t, k] < Q_k) == (q[t, k] > 0), ranks as in
+    ``col_ranks`` (ties broken by index order).
+
+    Computed without a sort, O(T N): every support entry must rank above every entry off the
+    support, i.e. with m the smallest value on the support, every value off it is below m, or
+    equal to m at an index above every support index whose value is m. (The two argsorts of
+    ``col_ranks`` cost ~0.1 s per seed and log point at T = 1024, N = 64 on a CPU.)"""
+    T = A_TxN.shape[0]
     supp_TxN = q_TxN > 0
-    Q_N = jnp.sum(supp_TxN, axis=0)
-    top_TxN = col_ranks(A_TxN) < Q_N[None, :]
-    return jnp.all(top_TxN == supp_TxN, axis=0)
+    inf = jnp.asarray(jnp.inf, A_TxN.dtype)
+    m_N = jnp.min(jnp.where(supp_TxN, A_TxN, inf), axis=0)
+    off_max_N = jnp.max(jnp.where(supp_TxN, -inf, A_TxN), axis=0)
+    t_T1 = jnp.arange(T, dtype=jnp.int32)[:, None]
+    at_m_TxN = A_TxN == m_N[None, :]
+    last_supp_at_m_N = jnp.max(jnp.where(supp_TxN & at_m_TxN, t_T1, -1), axis=0)
+    first_off_at_m_N = jnp.min(jnp.where(~supp_TxN & at_m_TxN, t_T1, T), axis=0)
+    return (off_max_N < m_N) | ((off_max_N == m_N) & (first_off_at_m_N > last_supp_at_m_N))
 
 
 def support_metrics(A_TxN: Array, q_TxN: Array) -> dict[str, Array]:

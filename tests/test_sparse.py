@@ -311,3 +311,21 @@ def test_freeze_phase_in_training_keeps_the_support_of_an_exact_prox_phase():
     np.testing.assert_allclose(np.asarray(r.params.A).sum(0), 1.0, atol=1e-5)
     with pytest.raises(s.ConfigError, match="freeze"):
         s.TrainConfig(optimizer="sgd", phases=(s.Phase(5, freeze=True),)).validate()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), T=st.integers(1, 9), N=st.integers(1, 4))
+def test_support_recovered_equals_the_rank_definition(data, T, N):
+    """The sort-free check against its definition by ranks (``col_ranks``): values from a
+    small set (ties, +-0.0, negatives) and supports of every size, empty and full included."""
+    from scbjax.metrics import support_recovered
+
+    vals = st.sampled_from([-1.0, -0.0, 0.0, 0.25, 0.5, 1.0])
+    A = np.asarray(data.draw(st.lists(vals, min_size=T * N, max_size=T * N)),
+                   np.float32).reshape(T, N)
+    supp = np.asarray(data.draw(st.lists(st.booleans(), min_size=T * N, max_size=T * N)))
+    q = jnp.asarray(supp.reshape(T, N).astype(np.float32))
+    ranks = np.asarray(col_ranks(jnp.asarray(A)))
+    Q = supp.reshape(T, N).sum(0)
+    want = np.all((ranks < Q[None, :]) == supp.reshape(T, N), axis=0)
+    np.testing.assert_array_equal(np.asarray(support_recovered(jnp.asarray(A), q)), want)
