@@ -1,6 +1,38 @@
-"""Strict numerics for the whole test session (equinox style)."""
+"""Strict numerics for the whole test session (equinox style), and one compilation cache.
+
+Most of the suite's time is XLA compilation of the same few programs (the tiny reproduction,
+then the same studies again in the kill / SIGINT subprocesses, the same small configs across
+test files, rebuilt from new closures that jit's in-memory cache does not recognise). A
+persistent compilation cache, fresh for each test process (each pytest-xdist worker has its
+own: no two processes write one entry), compiles each program once per worker. It changes no
+result: a cached executable is the one XLA built for the same program, backend and versions.
+It is not passed to the CLI subprocesses that tests start: XLA's CPU loader logs an error-level
+line for each executable it loads from a cache ("+prefer-no-gather is not supported"), which
+would break the tests of one-line messages on stderr. A cache dir set by the user
+(JAX_COMPILATION_CACHE_DIR) is left alone.
+"""
+
+import os
+import shutil
+import tempfile
 
 import jax
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+_OWN_CACHE: list[str] = []
+
+
+def pytest_configure(config):
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return  # the user's cache: left alone
+    d = tempfile.mkdtemp(prefix="scbjax-test-jit-cache-")
+    _OWN_CACHE.append(d)
+    jax.config.update("jax_compilation_cache_dir", d)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def pytest_unconfigure(config):
+    for d in _OWN_CACHE:
+        shutil.rmtree(d, ignore_errors=True)

@@ -313,7 +313,7 @@ def test_freeze_phase_in_training_keeps_the_support_of_an_exact_prox_phase():
         s.TrainConfig(optimizer="sgd", phases=(s.Phase(5, freeze=True),)).validate()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data(), T=st.integers(1, 9), N=st.integers(1, 4))
 def test_support_recovered_equals_the_rank_definition(data, T, N):
     """The sort-free check against its definition by ranks (``col_ranks``): values from a
