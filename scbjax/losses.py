@@ -92,9 +92,8 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
 
     ``form``: the two sums over tokens, h and G_A, as scatter-adds ("scatter") or as sums over
     the one-hot of the tokens and queries ("dense", B x T x N per example); the same numbers up
-    to float rounding. Scatter is the faster at the canonical size on a CPU (1.3x) and on an
-    H200 (1.2x at 16384 seeds); dense wins on the GPU at T >= 256 for N <= 16
-    (experiments/BENCHMARKS.md).
+    to float rounding. Scatter is the faster at the canonical size on a CPU and on an H200,
+    dense on the H200 at T >= 256 for small N (measured: experiments/BENCHMARKS.md).
 
     h_b = sum_t A[t, k_b] e_{x_bt}, f_b = V h_b, residual r_b = f_b - e_{y_b} (mse) or
     softmax(f_b) - e_{y_b} (ce); with w_b the weights of the (masked) batch mean:

@@ -58,8 +58,8 @@ def support_recovered(A_TxN: Array, q_TxN: Array) -> Array:
 
     Computed without a sort, O(T N): every support entry must rank above every entry off the
     support, i.e. with m the smallest value on the support, every value off it is below m, or
-    equal to m at an index above every support index whose value is m. (The two argsorts of
-    ``col_ranks`` cost ~0.1 s per seed and log point at T = 1024, N = 64 on a CPU.)"""
+    equal to m at an index above every support index whose value is m (the two argsorts of
+    ``col_ranks`` dominated a log point at large T: experiments/BENCHMARKS.md)."""
     T = A_TxN.shape[0]
     supp_TxN = q_TxN > 0
     inf = jnp.asarray(jnp.inf, A_TxN.dtype)
