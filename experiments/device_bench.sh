@@ -16,22 +16,18 @@ PY=${PY:-python3}
 numpy.__version__); print(jax.devices())"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
+show() {  # a bench JSON as the bench's table
+  $PY -c "import json, sys; from scbjax.bench import format_bench; \
+print(format_bench(json.load(open(sys.argv[1]))))" "$1" || true
+}
 SEEDS=${SEEDS:-1,8,64,256,1024,4096,16384,65536}
 timeout "${T_BENCH:-200}" $PY -m scbjax bench --json --seeds "$SEEDS" --steps 300 \
   --loop-seeds 1 --loop-steps 50 --repeats 5 > "$OUT/bench.json" 2> "$OUT/bench.err"
-echo "bench rc=$?"; $PY - "$OUT/bench.json" <<'PY' || true
-import json, sys
-from scbjax.bench import format_bench
-print(format_bench(json.load(open(sys.argv[1]))))
-PY
+echo "bench rc=$?"; show "$OUT/bench.json"
 # the other form of the sums over tokens (dense one-hot sums; the default is scatter-adds)
 timeout "${T_FORM:-90}" $PY -m scbjax bench --json --grad closed_dense --seeds "${FORM_SEEDS:-1024,16384,65536}" \
   --steps 300 --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/bench_dense.json" 2> "$OUT/bench_dense.err"
-echo "bench dense rc=$?"; $PY - "$OUT/bench_dense.json" <<'PY' || true
-import json, sys
-from scbjax.bench import format_bench
-print(format_bench(json.load(open(sys.argv[1]))))
-PY
+echo "bench dense rc=$?"; show "$OUT/bench_dense.json"
 timeout "${T_BREAKDOWN:-90}" $PY -m scbjax bench --breakdown --seeds "${BREAKDOWN_SEEDS:-16384}" \
   --steps 300 --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/breakdown.txt" 2>&1
 echo "breakdown rc=$?"; tail -9 "$OUT/breakdown.txt"
