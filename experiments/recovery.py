@@ -13,7 +13,8 @@ Reconstruction choices [recon] (module constants, switchable):
   (the attention block's curvature is several times smaller than the value block's, but A's
   step noise grows with T).
 - A simplex projection of A (instead of affine): not used.
-- ``LAM``: l1 weight per phase, 0 in every phase (the prox is the identity).
+- the l1 weight: 0 in the first phase, then the studies' default (``scbjax.l1.default_lam``
+  at the phase's batch and lr_A).
 
 Measured numbers and what was tried: docs/findings.md
 
@@ -27,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from scbjax import plots
+from scbjax import l1, plots
 from scbjax.reproduce import Claim, fmt
 from scbjax.runs import RunSpec, grid
 from scbjax.task import TaskConfig
@@ -49,8 +50,6 @@ def lr_A_ratio(T: int) -> float:
     """lr_A / lr_V after stage 1: 64 / T clipped to [1, 4] (A's step noise grows with T)."""
     return float(np.clip(64.0 / T, 1.0, 4.0))
 
-
-LAM = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,15 +75,16 @@ MODES = {
 }
 
 
-def phases(su: Setup, T: int) -> tuple[Phase, ...]:
+def phases(su: Setup, N: int, T: int, Q: int) -> tuple[Phase, ...]:
     """The tuned ppd schedule of ``su``: growing batch, decaying learning rate."""
-    r = lr_A_ratio(T)
-    return tuple(Phase(steps=n, batch=B, lr_V=lr, lr_A=lr * (r if i else 1.0), lam=LAM)
+    r, task = lr_A_ratio(T), TaskConfig(N=N, T=T, Q=Q)
+    return tuple(Phase(steps=n, batch=B, lr_V=lr, lr_A=lr * (r if i else 1.0),
+                       lam=l1.default_lam(task, B, lr * r) if i else 0.0)
                  for i, (n, B, lr) in enumerate(su.schedule))
 
 
 def config(N: int, T: int, Q: int, su: Setup) -> TrainConfig:
-    return TrainConfig(task=TaskConfig(N=N, T=T, Q=Q), phases=phases(su, T),
+    return TrainConfig(task=TaskConfig(N=N, T=T, Q=Q), phases=phases(su, N, T, Q),
                        log_every=su.log_every, **METHOD)
 
 
@@ -109,7 +109,7 @@ def figures(rs, su: Setup) -> dict:
     for ax, (N, T, Q) in zip(axes[0], su.settings):
         a = rs[_name(N, T, Q)]
         x = a.samples_L
-        for n in np.cumsum([ph.steps * ph.batch for ph in phases(su, T)])[:-1]:
+        for n in np.cumsum([ph.steps * ph.batch for ph in phases(su, N, T, Q)])[:-1]:
             ax.axvline(n, color="0.75", linestyle="--", linewidth=0.6)  # phase ends
         plots.band(ax, x, a.metric("rel_dist_V"), label=r"$\|V-P\|_F/\|P\|_F$", color="C0",
                    log_y=True)

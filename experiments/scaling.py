@@ -78,7 +78,7 @@ import math
 import jax
 import numpy as np
 
-from scbjax import plots
+from scbjax import l1, plots
 from scbjax.model import Params, uniform_params
 from scbjax.reproduce import Claim, fmt
 from scbjax.runs import RunSpec, run
@@ -99,11 +99,10 @@ FIGURES = {
                      "task of correlation rho, against T, and the speedup against T.",
 }
 
-# The method of every run: ppd options and the l1 weight (two_stage's earlier default, 0.03;
-# the issue-9 study may switch it: lambda is a traced setting, so adding a value costs no
-# compile).
+# The method of every run: ppd options; the l1 weight is the studies' default
+# (``scbjax.l1.default_lam`` at each schedule's batch and rate, from step 0).
 METHOD = dict(optimizer="ppd", mu="true", projection_V="affine", projection_A="affine",
-              order="prox_project", prox="soft", lam=0.03)
+              order="prox_project", prox="soft")
 # (corr_V that ends stage 1, eps as a fraction of the initial excess loss): two pairs.
 THRESHOLDS = ((0.5, 0.10), (0.7, 0.20))
 RHOS = (0.0, 0.5, 0.9)  # correlation of the pretraining task with the downstream task
@@ -151,21 +150,20 @@ def log_every(N: int, T: int, batch: int) -> int:
 
 
 def _config(su: Setup, N: int, T: int, Q: int) -> TrainConfig:
-    opts = {k: v for k, v in METHOD.items() if k != "lam"}
     B = max(b for _, b, _ in su.schedules)
     lr = su.schedules[0][2]
     return TrainConfig(task=TaskConfig(N=N, T=T, Q=Q),
-                       phases=(Phase(steps=su.steps, batch=B, lr_V=lr, lr_A=lr,
-                                     lam=METHOD["lam"]),),
-                       log_every=log_every(N, T, su.schedules[0][1]), **opts)
+                       phases=(Phase(steps=su.steps, batch=B, lr_V=lr, lr_A=lr),),
+                       log_every=log_every(N, T, su.schedules[0][1]), **METHOD)
 
 
-def _runs(su: Setup, transfer: bool) -> tuple:
-    """Scratch runs (and finetuned runs, if ``transfer``) for every schedule and seed."""
+def _runs(su: Setup, transfer: bool, task: TaskConfig) -> tuple:
+    """Scratch runs (and finetuned runs, if ``transfer``) for every schedule and seed; lambda
+    is the default l1 weight at the schedule's batch and rate."""
     arms = [("scratch", SCRATCH_RHO)] + ([("finetune", float(r)) for r in su.rhos]
                                          if transfer else [])
     return tuple(run(s, {"sched": name, "arm": arm, "rho": rho, "seed": s}, lr=lr, batch=B,
-                     lam=METHOD["lam"])
+                     lam=l1.default_lam(task, B, lr))
                  for name, B, lr in su.schedules for arm, rho in arms
                  for s in range(su.seeds))
 
@@ -174,15 +172,18 @@ def runs(su: Setup) -> dict[str, RunSpec]:
     """``T<T>`` (scratch + finetuned), ``N<N>`` and ``Q<Q>`` (scratch) specs."""
     specs = {}
     for T in su.Ts:
-        rr = _runs(su, True)
-        specs[f"T{T}"] = RunSpec(_config(su, su.N, T, su.Q), rr,
+        cfg = _config(su, su.N, T, su.Q)
+        rr = _runs(su, True, cfg.task)
+        specs[f"T{T}"] = RunSpec(cfg, rr,
                                  params0=functools.partial(_starts, su.N, T, su.Q, rr))
     for N in su.Ns:
         if N != su.N:
-            specs[f"N{N}"] = RunSpec(_config(su, N, su.T_fix, su.Q), _runs(su, False))
+            cfg = _config(su, N, su.T_fix, su.Q)
+            specs[f"N{N}"] = RunSpec(cfg, _runs(su, False, cfg.task))
     for Q in su.Qs:
         if Q != su.Q:
-            specs[f"Q{Q}"] = RunSpec(_config(su, su.N, su.T_fix, Q), _runs(su, False))
+            cfg = _config(su, su.N, su.T_fix, Q)
+            specs[f"Q{Q}"] = RunSpec(cfg, _runs(su, False, cfg.task))
     return specs
 
 
@@ -553,7 +554,8 @@ def figures(rs, su: Setup) -> dict:
             hl.setdefault(lab, h)
     fig1.legend(list(hl.values()), list(hl.keys()), loc="outside lower center", ncol=4)
     B0, lr0 = su.schedules[0][1], su.schedules[0][2]
-    fig1.suptitle(f"Two stages from the uniform start (ppd, lambda={METHOD['lam']:g}; N={su.N}, "
+    lam0 = float(a["settings/lam"][0, 0])
+    fig1.suptitle(f"Two stages from the uniform start (ppd, $\\lambda$={lam0:.2g}; N={su.N}, "
                   f"T={su.T_fix}, Q={su.Q}; {len(a)} seeds; constant batch {B0}, lr {lr0:g})")
 
     # figure 2: stage lengths against T, N, Q; one row per schedule

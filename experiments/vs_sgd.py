@@ -4,7 +4,8 @@ Per setting (N, T, Q) (``Setup.cases``), S seeds (each its own random task; the 
 both methods):
 - ppd (spec "<claim>_ppd", label seed): preconditioned projected proximal descent at batch
   ``BATCH`` throughout, three phases (``FRACTIONS`` of the steps) with learning rate ``PPD_LR``
-  times ``LR_DECAY``, l1 weight ``PPD_LAM`` and the options in ``PPD_METHOD``;
+  times ``LR_DECAY``, the default l1 weight after the first phase (``scbjax.l1``) and the
+  options in ``PPD_METHOD``;
 - SGD (spec "<claim>_sgd", labels schedule, lr, seed): plain SGD on the unregularized MSE (same
   model, same uniform start, no preconditioning, no projection, no prox), same batch and same
   number of steps (so the same number of samples), constant learning rate
@@ -16,7 +17,7 @@ We record ||V - P||_F and ||A - q||_F against samples.
 
 Reconstruction choices [recon] (module constants, switchable): ``PPD_METHOD`` (true mu, affine
 projection of V and A, prox then project), the ppd schedule (``FRACTIONS``, ``LR_DECAY``,
-``PPD_LR``, ``PPD_LAM``), ``LR_A_RATIO`` (lr_A / lr_V after phase 0, per setting), ``BATCH``,
+``PPD_LR``; the l1 weight: ``scbjax.l1.default_lam``), ``LR_A_RATIO`` (lr_A / lr_V after phase 0, per setting), ``BATCH``,
 ``SGD_LRS``. A diverged (non-finite) run counts as distance +inf. Without preconditioning SGD's
 step on column k is about mu_k ~ 1/N of ppd's.
 
@@ -34,7 +35,7 @@ import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scbjax import plots
+from scbjax import l1, plots
 from scbjax.reproduce import Claim, fmt
 from scbjax.runs import RunSpec, grid
 from scbjax.task import TaskConfig
@@ -56,7 +57,6 @@ PPD_METHOD = dict(mu="true", projection_V="affine", projection_A="affine",
 FRACTIONS = (0.2, 0.4, 0.4)  # phases: fraction of the steps
 LR_DECAY = (1.0, 0.3, 0.1)  # phases: learning rate / initial learning rate
 PPD_LR = 0.01  # ppd's initial lr_V (= lr_A in phase 0)
-PPD_LAM = 0.0  # ppd's l1 weight in every phase
 LR_A_RATIO = {"3a": 1.0, "3b": 2.0}  # lr_A / lr_V after phase 0 (T = 200: 1 better; T = 64: 2)
 N_LOGS = 40  # about this many log points per run
 
@@ -93,10 +93,15 @@ def _phase_steps(steps: int) -> list[int]:
 
 
 def ppd_config(N: int, T: int, Q: int, steps: int, ratio: float = 1.0) -> TrainConfig:
-    phases = tuple(Phase(steps=k, batch=BATCH, lr_V=PPD_LR * d,
-                         lr_A=PPD_LR * d * (ratio if i else 1.0), lam=PPD_LAM)
-                   for i, (k, d) in enumerate(zip(_phase_steps(steps), LR_DECAY)))
-    return TrainConfig(task=TaskConfig(N=N, T=T, Q=Q), phases=phases, optimizer="ppd",
+    """ppd's schedule; lambda 0 in the first phase, then the default l1 weight
+    (``scbjax.l1.default_lam``) at each phase's batch and lr_A."""
+    task = TaskConfig(N=N, T=T, Q=Q)
+    phases = []
+    for i, (k, d) in enumerate(zip(_phase_steps(steps), LR_DECAY)):
+        lr_A = PPD_LR * d * (ratio if i else 1.0)
+        lam = l1.default_lam(task, BATCH, lr_A) if i else 0.0
+        phases.append(Phase(steps=k, batch=BATCH, lr_V=PPD_LR * d, lr_A=lr_A, lam=lam))
+    return TrainConfig(task=task, phases=tuple(phases), optimizer="ppd",
                        log_every=max(1, steps // N_LOGS), **PPD_METHOD)
 
 

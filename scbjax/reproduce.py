@@ -25,7 +25,7 @@ from typing import Callable
 
 from scbjax.errors import ConfigError
 
-STUDIES = ("scaling", "population", "vs_sgd", "softmax", "recovery", "sparse")
+STUDIES = ("scaling", "population", "vs_sgd", "softmax", "recovery", "variance")
 MODES = ("tiny", "quick", "full")
 CLAIMS_FILE = "claims.json"
 JOB_FILE = "job.json"

@@ -246,6 +246,17 @@ def seed_keys(seeds) -> Array:
     return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
 
 
+def split_streams(key: Array) -> tuple[Array, Array, Array]:
+    """The engine's key layout: a run's key -> (task, init, data) keys."""
+    k_task, k_init, k_data = jax.random.split(key, 3)
+    return k_task, k_init, k_data
+
+
+def seed_task(seed: int, cfg: TaskConfig) -> Task:
+    """The random task a run of integer ``seed`` (no ``fold``) trains on."""
+    return make_task(split_streams(seed_keys(np.asarray([seed]))[0])[0], cfg)
+
+
 # --- Resumable, padded execution: an explicit state advanced a chunk of log intervals at a time
 
 
@@ -389,7 +400,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
              params0: Params | None = None) -> TrainState:
         st = default_settings(config) if settings is None else settings
-        k_task, k_init, k_data = jax.random.split(key, 3)
+        k_task, k_init, k_data = split_streams(key)
         if task is None:
             task = make_task(k_task, config.task)
         params = init_params(config, k_init) if params0 is None else params0

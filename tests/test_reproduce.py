@@ -11,7 +11,7 @@ from scbjax import executor, reproduce
 from scbjax.cli import main
 from scbjax.reproduce import Claim, claims_table
 
-PAPER_CLAIMS = {"1b", "1c", "2b", "2c", "3a", "3b", "4a", "4b", "5", "6a", "6b"}
+PAPER_CLAIMS = {"1b", "1c", "2b", "2c", "3a", "3b", "4a", "4b", "5", "6a", "6b", "6c", "6d"}
 
 
 @pytest.fixture(scope="module")

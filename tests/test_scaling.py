@@ -5,6 +5,7 @@ hand-made tables of exponents."""
 import numpy as np
 import pytest
 
+from scbjax import l1
 from scbjax.experiments import scaling
 from scbjax.experiments.scaling import (Fit, check_shrink, check_stage1, check_stage2,
                                         check_transfer, fit_exponent, speedups, stage_lengths)
@@ -150,7 +151,8 @@ def test_specs_share_one_compile_per_setting_and_fixed_schedules():
             for sched, B, lr in su.schedules:
                 m = np.asarray([r.label_dict["sched"] == sched for r in s.runs])
                 assert (st["batch"][m] == B).all() and np.allclose(st["lr_V"][m], lr)
-                assert np.allclose(st["lam"][m], scaling.METHOD["lam"])
+                lam = l1.default_lam(s.config.task, B, lr)
+                assert np.allclose(st["lam"][m], lam)
     su = scaling.MODES["quick"]
     assert max(su.Ts) / min(su.Ts) >= 16 and len(su.Ts) >= 5
     T = scaling.runs(su)[f"T{su.T_fix}"]
