@@ -43,6 +43,7 @@ import dataclasses
 import sys
 
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from scbjax import l1, plots
 from scbjax.experiments import vs_sgd
@@ -64,8 +65,8 @@ UNREG = ("ppd", "sgd_const", "sgd_decay")
 ARM_NAMES = {"ppd": r"ppd, $\lambda=0$", "ppd_l1": r"ppd, $\lambda$ by the rule",
              "sgd_const": "SGD, constant rate", "sgd_decay": "SGD, ppd's decay"}
 PPD_METHOD = dict(vs_sgd.PPD_METHOD, prox="soft")
-SGD_LRS = (0.01, 0.03, 0.1)
-SGD_DECAY_LRS = (0.03, 0.1, 0.3)
+SGD_LRS = (0.003, 0.01, 0.03)
+SGD_DECAY_LRS = (0.01, 0.03, 0.1)
 LR_MAX = 0.1
 EPS = (0.5, 0.3)  # samples until rel dist_A <= eps
 V_SLACK = 1.05  # decide_default: the l1 arm's rel dist_V at most this x ppd's
@@ -82,6 +83,7 @@ class Setup:
     seeds: int  # ppd arms
     sgd_seeds: int  # each SGD rate
     extra: tuple[int, int, int]  # (N, Q, T) of the second setting
+    ctrl_seeds: int | None = None  # the controls (batch 64, the extra setting); None: seeds
     ctrl_Ts: tuple[int, ...] = ()  # the batch-64 control's T values
     T_large: int = 256  # claim 6b: every T >= this
     batch: int = 8
@@ -96,7 +98,7 @@ MODES = {
     "tiny": Setup(N=4, Q=2, Ts=(8, 16), samples=(800, 3200), seeds=2, sgd_seeds=2,
                   extra=(5, 1, 16), ctrl_Ts=(8, 16), T_large=16, n_logs=8),
     "quick": Setup(N=10, Q=2, Ts=(64, 256, 1024), samples=(160_000, 640_000), seeds=6,
-                   sgd_seeds=3, extra=(16, 4, 1024), ctrl_Ts=(64, 256, 1024)),
+                   sgd_seeds=3, ctrl_seeds=4, extra=(16, 4, 512), ctrl_Ts=(64, 256, 1024)),
     "full": Setup(N=10, Q=2, Ts=(64, 256, 1024, 4096), samples=(320_000, 1_280_000),
                   seeds=16, sgd_seeds=8, extra=(16, 4, 4096), ctrl_Ts=(64, 256, 1024, 4096)),
 }
@@ -107,7 +109,14 @@ TUNE = Setup(N=10, Q=2, Ts=(256, 1024), samples=(160_000, 640_000), seeds=4, sgd
 
 
 def lr_at(B: int) -> float:
+    """ppd's initial rate at batch B: ``vs_sgd.PPD_LR`` x B / 8, at most ``LR_MAX``."""
     return min(vs_sgd.PPD_LR * B / 8, LR_MAX)
+
+
+def rate(su: Setup, B: int) -> float:
+    """The initial rate of a run at batch B: the batch-64 control keeps batch 8's rate (its
+    per-step gradient variance is 8x smaller, its steps 8x fewer at equal samples)."""
+    return lr_at(su.batch)
 
 
 def _steps(samples: int, B: int) -> list[int]:
@@ -118,7 +127,7 @@ def _steps(samples: int, B: int) -> list[int]:
 
 def config(su: Setup, N: int, Q: int, T: int, B: int, samples: int, opt: str) -> TrainConfig:
     steps = _steps(samples, B)
-    lr = lr_at(B)
+    lr = rate(su, B)
     phases = tuple(Phase(steps=k, batch=B, lr_V=lr * d, lr_A=lr * d)
                    for k, d in zip(steps, vs_sgd.LR_DECAY))
     method = PPD_METHOD if opt == "ppd" else {"optimizer": "sgd"}
@@ -141,14 +150,15 @@ def _seeds(su: Setup, n: int) -> range:
     return range(su.seed0, su.seed0 + n)
 
 
-def _ppd_runs(su: Setup, cfg: TrainConfig) -> tuple:
+def _ppd_runs(su: Setup, cfg: TrainConfig, control: bool) -> tuple:
     if su.tune:
         out = ()
         for C in C_GRID:
             out += grid(_seeds(su, su.seeds), {"arm": "ppd_l1", "C": C}, lam=rule_lams(cfg, C))
         return out
-    return (grid(_seeds(su, su.seeds), {"arm": "ppd"}, lam=0.0)
-            + grid(_seeds(su, su.seeds), {"arm": "ppd_l1"}, lam=rule_lams(cfg, su.C)))
+    n = su.seeds if not control or su.ctrl_seeds is None else su.ctrl_seeds
+    return (grid(_seeds(su, n), {"arm": "ppd"}, lam=0.0)
+            + grid(_seeds(su, n), {"arm": "ppd_l1"}, lam=rule_lams(cfg, su.C)))
 
 
 def _sgd_runs(su: Setup) -> tuple:
@@ -180,8 +190,9 @@ def runs(su: Setup) -> dict[str, RunSpec]:
     for N, Q, T, B in settings(su):
         for n in budgets(su, B):
             cfg = config(su, N, Q, T, B, n, "ppd")
-            specs[name("ppd", N, Q, T, B, n)] = RunSpec(cfg, _ppd_runs(su, cfg))
-            if B == su.batch and (N, Q) == (su.N, su.Q) and not su.tune:
+            control = (N, Q, B) != (su.N, su.Q, su.batch)
+            specs[name("ppd", N, Q, T, B, n)] = RunSpec(cfg, _ppd_runs(su, cfg, control))
+            if _has_sgd(su, N, Q, T, B, n):
                 specs[name("sgd", N, Q, T, B, n)] = RunSpec(
                     config(su, N, Q, T, B, n, "sgd"), _sgd_runs(su))
     return specs
@@ -218,9 +229,15 @@ def samples_to(r, eps: float) -> np.ndarray:
     return first_crossing(np.where(np.isfinite(Y), Y, np.inf), r.samples, eps, below=True)
 
 
-def _arms_at(su: Setup, N: int, Q: int, B: int) -> tuple[str, ...]:
-    main = (N, Q, B) == (su.N, su.Q, su.batch)
-    return ARMS if main else ("ppd", "ppd_l1")
+def _has_sgd(su: Setup, N: int, Q: int, T: int, B: int, n: int) -> bool:
+    """SGD runs at the T sweep's batch: the larger budget at every T, the smaller at the
+    largest T (claim 6a's 4x comparison)."""
+    return ((N, Q, B) == (su.N, su.Q, su.batch) and not su.tune
+            and (n == su.samples[-1] or T == max(su.Ts)))
+
+
+def _arms_at(su: Setup, N: int, Q: int, T: int, B: int, n: int) -> tuple[str, ...]:
+    return ARMS if _has_sgd(su, N, Q, T, B, n) else ("ppd", "ppd_l1")
 
 
 def table(rs, su: Setup) -> list[dict]:
@@ -229,7 +246,7 @@ def table(rs, su: Setup) -> list[dict]:
     rows = []
     for N, Q, T, B in settings(su):
         for n in budgets(su, B):
-            for arm in _arms_at(su, N, Q, B):
+            for arm in _arms_at(su, N, Q, T, B, n):
                 row = {"N": N, "Q": Q, "T": T, "B": B, "samples": n, "arm": arm}
                 for m in METRICS:
                     r = arm_runs(rs, su, arm, N, Q, T, B, n, m)
@@ -252,8 +269,10 @@ def exponents(rs, su: Setup, B: int | None = None) -> dict:
     B = su.batch if B is None else B
     Ts = su.Ts if B == su.batch else su.ctrl_Ts
     out = {}
-    for arm in _arms_at(su, su.N, su.Q, B):
+    for arm in ARMS if B == su.batch else ("ppd", "ppd_l1"):
         for n in budgets(su, B):
+            if not all(arm in _arms_at(su, su.N, su.Q, T, B, n) for T in Ts):
+                continue
             for m in METRICS:
                 Y = [finals(arm_runs(rs, su, arm, su.N, su.Q, T, B, n, m), m) for T in Ts]
                 out[(arm, n, m)] = fit_exponent(Ts, Y)
@@ -394,6 +413,8 @@ def _vs_T(ax, rs, su: Setup, fits: dict, metric: str) -> None:
     Ts = np.asarray(su.Ts, float)
     for arm in ARMS:
         for n, style, marker in zip(su.samples, ("--", "-"), ("o", "s")):
+            if (arm, n, metric) not in fits:  # SGD at the smaller budget: the largest T only
+                continue
             Y = [finals(arm_runs(rs, su, arm, su.N, su.Q, T, su.batch, n, metric), metric)
                  for T in su.Ts]
             med = np.asarray([_med(y) for y in Y])
@@ -423,6 +444,7 @@ def _vs_samples(ax, rs, su: Setup, metric: str) -> None:
         plots.band(ax, r.samples_L, r.metric(metric), label=lab, color=COLORS[arm],
                    log_y=True)
     ax.set_xlabel("samples")
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def figures(rs, su: Setup) -> dict:

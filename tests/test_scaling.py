@@ -171,7 +171,7 @@ def test_finetune_start_has_the_requested_correlation():
     from scbjax.task import TaskConfig, make_task
 
     su = scaling.MODES["tiny"]
-    rr = scaling._runs(su, True)
+    rr = scaling._runs(su, True, TaskConfig(N=su.N, T=8, Q=su.Q))
     p0 = scaling._starts(su.N, 8, su.Q, rr)
     for i, r in enumerate(rr):
         P = make_task(jax.random.split(jax.random.PRNGKey(r.seed), 3)[0],

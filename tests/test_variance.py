@@ -59,6 +59,18 @@ def test_rule_rejects_bad_input_naming_the_field(kw, field):
     assert e.value.field == field
 
 
+def test_seed_task_is_the_task_the_engine_trains_on():
+    from scbjax.train import Phase, TrainConfig, make_stepper, seed_keys, seed_task
+
+    cfg = TrainConfig(task=TaskConfig(N=5, T=7, Q=2), phases=(Phase(4, 2, 0.01, 0.01),))
+    stepper = make_stepper(cfg)
+    for s in (0, 3, l1.TUNE_SEED):
+        got = stepper.init(seed_keys(np.asarray([s]))[0]).task
+        want = seed_task(s, cfg.task)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_default_lam_none_and_rule():
     cfg = TaskConfig(N=4, T=16, Q=2)
     assert l1.default_lam(cfg, 8, 0.01, "none") == 0.0
