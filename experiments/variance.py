@@ -96,7 +96,7 @@ class Setup:
 
 MODES = {
     "tiny": Setup(N=4, Q=2, Ts=(8, 16), samples=(800, 3200), seeds=2, sgd_seeds=2,
-                  extra=(5, 1, 16), ctrl_Ts=(8, 16), T_large=16, n_logs=8),
+                  extra=(5, 1, 16), T_large=16, n_logs=8),
     "quick": Setup(N=10, Q=2, Ts=(64, 256, 1024), samples=(160_000, 640_000), seeds=6,
                    sgd_seeds=3, ctrl_seeds=4, extra=(16, 4, 512), ctrl_Ts=(64, 256, 1024)),
     "full": Setup(N=10, Q=2, Ts=(64, 256, 1024, 4096), samples=(320_000, 1_280_000),
