@@ -9,7 +9,8 @@ from scbjax.errors import ConfigError  # noqa: E402
 from scbjax.losses import bayes_risk, batch_loss, excess_loss, population_grad, population_loss
 from scbjax.metrics import corr_A, corr_V, measure
 from scbjax.model import Params, attention, forward, forward_embedded, embed_params, uniform_params
-from scbjax.optim import adam, ppd, sgd
+from scbjax.optim import adam, ppd, scale_by_lr, sgd
+from scbjax.registry import load_plugin, register_optimizer
 from scbjax.sampler import Batch, sample
 from scbjax.task import Task, TaskConfig, make_task, stationary, task_from_arrays, validate_task
 from scbjax.train import (Hparams, Phase, TrainConfig, TrainResult, default_hparams, log_schedule,
@@ -23,5 +24,5 @@ __all__ = [
     "attention", "uniform_params", "population_loss", "population_grad", "excess_loss",
     "bayes_risk", "batch_loss", "measure", "corr_V", "corr_A", "ppd", "sgd", "adam", "Phase",
     "TrainConfig", "Hparams", "TrainResult", "default_hparams", "log_schedule", "make_train",
-    "train_many", "seed_keys",
+    "train_many", "seed_keys", "register_optimizer", "load_plugin", "scale_by_lr",
 ]

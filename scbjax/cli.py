@@ -64,6 +64,27 @@ def _with_defaults(group, cls, added: list[str], defaults: dict) -> None:
             act.help = f"{fields.help_of(cls, name)} (default: {defaults[name]})"
 
 
+PLUGIN_HELP = ("a Python file that registers optimizers (scbjax.register_optimizer); imported "
+               "before the other options are read, repeatable")
+
+
+def _plugin_arg(group) -> None:
+    group.add_argument("--plugin", type=_path, action="append", default=None, metavar="FILE",
+                       help=PLUGIN_HELP)
+
+
+def load_plugins(argv: list[str]) -> None:
+    """Import every ``--plugin FILE`` of ``argv`` (before the parser, whose --optimizer
+    choices come from the registry)."""
+    from scbjax import registry
+
+    for i, a in enumerate(argv):
+        if a == "--plugin" and i + 1 < len(argv):
+            registry.load_plugin(argv[i + 1])
+        elif a.startswith("--plugin="):
+            registry.load_plugin(a.split("=", 1)[1])
+
+
 def add_train_parser(sub) -> None:
     from scbjax import fields
     from scbjax.task import TaskConfig
@@ -98,6 +119,7 @@ def add_train_parser(sub) -> None:
     g.add_argument("--config", type=_path, default=None, metavar="FILE",
                    help="a TOML or JSON file with the fields of a TrainConfig (as a sweep's "
                    "[base]; a file with a [base] table is read from there)")
+    _plugin_arg(g)
     g = t.add_argument_group("seeds and output")
     g.add_argument("--seeds", type=int, default=8, help="number of seeds, trained in one call "
                    "(default: 8)")
@@ -191,6 +213,7 @@ def add_sweep_parser(sub) -> None:
     w.add_argument("--chunk-steps", type=int, default=None,
                    help="steps between checkpoints (overrides the spec's chunk_steps)")
     w.add_argument("--quiet", action="store_true", help="no progress lines")
+    _plugin_arg(w)
 
 
 def add_bench_parser(sub) -> None:
@@ -511,9 +534,15 @@ def _join_dash_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        load_plugins(argv)
+    except ConfigError as e:
+        print(f"scbjax: error: {e}", file=sys.stderr)
+        return 2
     parser = build_parser()
     try:
-        a = parser.parse_args(_join_dash_values(list(sys.argv[1:] if argv is None else argv)))
+        a = parser.parse_args(_join_dash_values(argv))
     except UsageError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2

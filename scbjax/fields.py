@@ -221,9 +221,12 @@ def to_dict(obj) -> Any:
     return obj
 
 
-def field(default=dataclasses.MISSING, help: str = "", **kw):
-    """A dataclass field with its default and its help text (read by ``help_of``)."""
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+def field(default=dataclasses.MISSING, help: str = "", choices=None, **kw):
+    """A dataclass field with its default and its help text (read by ``help_of``);
+    ``choices``, a function returning the allowed values of a ``str`` field, becomes the CLI
+    option's choices (read when the parser is built)."""
+    meta = {"help": help} if choices is None else {"help": help, "choices": choices}
+    return dataclasses.field(default=default, metadata=meta, **kw)
 
 
 def help_of(cls, name: str) -> str:
@@ -293,6 +296,8 @@ def add_arguments(parser, cls, *, prefix: str = "", skip=(), defaults: dict | No
             kw["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(tp) is Literal:
             kw["choices"] = typing.get_args(tp)
+        elif "choices" in f.metadata:
+            kw["choices"] = tuple(f.metadata["choices"]())
         else:
             kw["type"] = {int: _parse_int, float: _parse_float, str: str}[tp]
             kw["metavar"] = {int: "INT", float: "X", str: "TEXT"}[tp]

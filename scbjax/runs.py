@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from scbjax import registry
 from scbjax.errors import ConfigError, is_finite, is_int, require
 from scbjax.train import TrainConfig
 
@@ -181,6 +182,9 @@ class RunSpec:
              "labels": [[[k, _jsonable(v)] for k, v in r.labels] for r in self.runs],
              "settings": {k: v.tolist() for k, v in st.items()},
              "tasks": tasks_digest, "params0": params0_digest}
+        code = registry.digest(self.config.optimizer)
+        if code:  # a user optimizer: its code is part of what the numbers depend on
+            d["optimizer_code"] = code
         return digest_json(d)
 
 

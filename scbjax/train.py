@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from scbjax import fields, optim
+from scbjax import fields, optim, registry
 from scbjax.errors import is_int, require
 from scbjax.fields import field
 from scbjax.losses import GRADS, loss_and_grad, population_loss
@@ -25,7 +25,6 @@ from scbjax.sampler import Batch, fold_in, sample, task_cdfs, token_counts
 from scbjax.task import Task, TaskConfig, make_task
 
 Array = jax.Array
-OPTIMIZERS = ("ppd", "sgd", "adam")
 METRICS = ("dist_V", "dist_A", "rel_dist_V", "rel_dist_A", "corr_V", "corr_A", "excess_loss",
            "support_rate", "off_support_mass", "off_support_dist", "zeros_A",
            "batch_loss")
@@ -64,8 +63,9 @@ class TrainConfig:
 
     task: TaskConfig = field(TaskConfig(), "the random SCB instance of each seed")  # noqa: RUF009
     phases: tuple[Phase, ...] = field((Phase(steps=1000),), "training phases, run in order")
-    optimizer: Literal["ppd", "sgd", "adam"] = field(
-        "ppd", "ppd: the paper's preconditioned projected proximal descent; sgd; adam")
+    optimizer: str = field(
+        "ppd", "ppd: the paper's preconditioned projected proximal descent; sgd; adam; or a name "
+        "registered with scbjax.register_optimizer (--plugin FILE)", choices=registry.names)
     model: Literal["linear", "softmax"] = field(
         "linear", "linear attention, or softmax attention over positions")
     loss: Literal["mse", "ce"] = field("mse", "training loss: squared error or cross-entropy")
@@ -105,7 +105,8 @@ class TrainConfig:
                     f"l1 weight must be a finite number >= 0, got {ph.lam!r}")
         require(self.total_steps <= MAX_STEPS, "phases",
                 f"{self.total_steps} steps in all, more than {MAX_STEPS} (int32 step index)")
-        choices = {"optimizer": OPTIMIZERS, "projection_V": optim.PROJECTIONS,
+        registry.factory(self.optimizer)  # ConfigError("optimizer") naming the known ones
+        choices = {"projection_V": optim.PROJECTIONS,
                    "projection_A": optim.PROJECTIONS, "order": optim.ORDERS,
                    "prox": optim.PROXES}
         for name, allowed in choices.items():  # the Literal types above, kept in step with optim
@@ -176,20 +177,25 @@ def _chunks(steps: int, k: int) -> list[int]:
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
-    """The run's optax chain, built once; each update injects the step's ``lr_V``, ``lr_A``,
-    ``lam`` (its phase's traced values), ``freeze`` (its phase's flag) and the task's ``mu``
-    as extra arguments."""
-    if config.optimizer == "ppd":
-        estimate = config.mu == "estimate" and not config.population
-        opt = optim.ppd(config.task.N, projection_V=config.projection_V,
-                        projection_A=config.projection_A, order=config.order,
-                        mu_prior=config.mu_prior, estimate=estimate, prox=config.prox)
-        if any(p.freeze for p in config.phases):
-            opt = optax.chain(opt, optim.freeze_zeros(config.projection_A))
-        return opt
-    if config.optimizer == "sgd":
-        return optim.sgd()
-    return optim.adam()
+    """The run's optax chain (``registry.factory(config.optimizer)(config)``), built once; each
+    update injects the step's ``lr_V``, ``lr_A``, ``lam`` (its phase's traced values),
+    ``freeze`` (its phase's flag) and the task's ``mu`` as extra arguments."""
+    return registry.factory(config.optimizer)(config)
+
+
+def _ppd(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
+    estimate = config.mu == "estimate" and not config.population
+    opt = optim.ppd(config.task.N, projection_V=config.projection_V,
+                    projection_A=config.projection_A, order=config.order,
+                    mu_prior=config.mu_prior, estimate=estimate, prox=config.prox)
+    if any(p.freeze for p in config.phases):
+        opt = optax.chain(opt, optim.freeze_zeros(config.projection_A))
+    return opt
+
+
+registry.register_optimizer("ppd", _ppd, builtin=True)
+registry.register_optimizer("sgd", lambda config: optim.sgd(), builtin=True)
+registry.register_optimizer("adam", lambda config: optim.adam(), builtin=True)
 
 
 def init_params(config: TrainConfig, key: Array) -> Params:

@@ -165,17 +165,15 @@ def test_specs_share_one_compile_per_setting_and_fixed_schedules():
 def test_finetune_start_has_the_requested_correlation():
     """The finetuned V is P1 with cos(P1 C_N, P C_N) = rho for the seed's own task P (the one
     the engine draws from the run's key)."""
-    import jax
-
     from scbjax.metrics import corr_V
-    from scbjax.task import TaskConfig, make_task
+    from scbjax.task import TaskConfig
+    from scbjax.train import seed_task
 
     su = scaling.MODES["tiny"]
     rr = scaling._runs(su, True, TaskConfig(N=su.N, T=8, Q=su.Q))
     p0 = scaling._starts(su.N, 8, su.Q, rr)
     for i, r in enumerate(rr):
-        P = make_task(jax.random.split(jax.random.PRNGKey(r.seed), 3)[0],
-                      TaskConfig(N=su.N, T=8, Q=su.Q)).P
+        P = seed_task(r.seed, TaskConfig(N=su.N, T=8, Q=su.Q)).P
         if r.label_dict["arm"] == "finetune":
             assert abs(float(corr_V(p0.V[i], P)) - r.label_dict["rho"]) < 1e-3
             np.testing.assert_allclose(p0.V[i].sum(0), 1.0, atol=1e-5)
