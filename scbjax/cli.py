@@ -163,8 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(mode="quick")
     r.add_argument("--out", type=_path, default=None,
                    help="raw results directory (default: results/reproduce-MODE)")
-    r.add_argument("--figures", type=_path, default=Path("figures"),
-                   help="where the figures are written (default: figures)")
+    r.add_argument("--figures", type=_path, default=None,
+                   help="where the figures are written (default: OUT/figures; the README's "
+                   "figures/ only when given explicitly, and never from --tiny)")
     r.add_argument("--only", action="append", default=None, metavar="STUDY",
                    help="run only this study (repeatable); one of: " + ", ".join(_studies()))
     r.add_argument("--plan", action="store_true",
@@ -183,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "RESULTS_DIR, redraw every figure and print the claims table.")
     pl.add_argument("results_dir", type=_path, metavar="RESULTS_DIR",
                     help="the --out directory of a reproduce run")
-    pl.add_argument("--figures", type=_path, default=Path("figures"),
-                    help="where the figures are written (default: figures)")
+    pl.add_argument("--figures", type=_path, default=None,
+                    help="where the figures are written (default: RESULTS_DIR/figures)")
     pl.add_argument("--only", action="append", default=None, metavar="STUDY",
                     help="only this study (repeatable)")
     add_sweep_parser(sub)
@@ -249,10 +250,11 @@ def add_bench_parser(sub) -> None:
                    help="grid: seed counts (default 1,8,64,256,1024 on a CPU, up to 16384 on "
                    "a GPU or TPU)")
     b.add_argument("--grid-steps", type=int, default=50, help="grid: steps per timed call")
-    b.add_argument("--grid-figure", default="experiments/bench_grid.png",
-                   help="grid: figure path ('' for none)")
-    b.add_argument("--grid-md", default="experiments/BENCHMARKS.md",
-                   help="grid: Markdown file the table is appended to ('' for none)")
+    b.add_argument("--grid-figure", default="",
+                   help="grid: figure path (default: none)")
+    b.add_argument("--grid-md", default="",
+                   help="grid: Markdown file the section is appended to (default: none; the "
+                   "table is printed)")
     b.add_argument("--grid-note", default="", help="grid: a note line for the Markdown section")
 
 
@@ -422,9 +424,11 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     from scbjax import reproduce
 
     out = a.out or Path("results") / f"reproduce-{a.mode}"
+    figures = a.figures or out / "figures"
     rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
     if not a.plan:
-        _check_figures_dir(a.figures)
+        _check_figures_dir(figures)
+        reproduce.check_figures_target(figures, a.mode)
         reproduce.check_out(out, a.mode, a.overwrite, create=False)
     cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
     print(f"plan (reproduce --{a.mode}):")
@@ -433,7 +437,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
         return 0
     t0 = time.perf_counter()
     reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet, overwrite=a.overwrite)
-    _plot_and_check(out, a.figures, a.only, a.mode)
+    _plot_and_check(out, figures, a.only, a.mode)
     print(f"reproduce --{a.mode}: {time.perf_counter() - t0:.0f}s in all; raw results in {out}/")
     return 0
 
@@ -443,9 +447,11 @@ def cmd_plot(a: argparse.Namespace) -> int:
 
     if not a.results_dir.is_dir():
         raise ConfigError("RESULTS_DIR", f"no such directory: {a.results_dir}")
-    _check_figures_dir(a.figures)
+    figures = a.figures or a.results_dir / "figures"
+    _check_figures_dir(figures)
     mode = reproduce.check_results(a.results_dir, a.only)  # every file loads, before drawing
-    _plot_and_check(a.results_dir, a.figures, a.only, mode)
+    reproduce.check_figures_target(figures, mode)
+    _plot_and_check(a.results_dir, figures, a.only, mode)
     return 0
 
 

@@ -79,12 +79,18 @@ def mark_x(ax: Axes, x: float, label: str | None = None, color: str = "0.3") -> 
         ax.axvline(x, color=color, linestyle="--", linewidth=0.8, label=label)
 
 
-def save_figure(fig: Figure, out_dir, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf`` into ``out_dir``; close the figure."""
+def save_figure(fig: Figure, out_dir, stem: str, stamp: str = "") -> list[Path]:
+    """Write ``stem.png`` and ``stem.pdf`` into ``out_dir``; close the figure. ``stamp`` (how
+    the figure was made) goes into a small footer and the files' metadata (PNG Description,
+    PDF Subject)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if stamp:
+        fig.text(0.995, 0.002, stamp, ha="right", va="bottom", fontsize=5, color="0.45")
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=STYLE["savefig.dpi"], bbox_inches="tight")
+        meta = ({"Description": stamp} if p.suffix == ".png" else {"Subject": stamp}) \
+            if stamp else None
+        fig.savefig(p, dpi=STYLE["savefig.dpi"], bbox_inches="tight", metadata=meta)
     plt.close(fig)
     return paths

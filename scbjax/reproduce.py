@@ -226,6 +226,38 @@ def check_results(out, only: list[str] | None = None, mode: str | None = None) -
     return mode
 
 
+def tracked_files(directory) -> list[str]:
+    """The files git tracks in ``directory`` ([] outside a git work tree or without git)."""
+    import subprocess
+
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    try:
+        r = subprocess.run(["git", "ls-files", "."], cwd=d, capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return r.stdout.split() if r.returncode == 0 else []
+
+
+def check_figures_target(figures, mode: str) -> None:
+    """A ``tiny`` run never writes into a folder of tracked files (the README's figures)."""
+    if mode == "tiny" and tracked_files(figures):
+        raise ConfigError("--figures", f"{figures} holds files tracked by git (the README's "
+                          "figures); a --tiny run's figures go elsewhere (default: "
+                          "OUT/figures)")
+
+
+def stamp(mode: str) -> str:
+    """The line every figure carries: package version, mode, commit, date."""
+    from scbjax.results import git_commit, versions
+
+    commit = (git_commit() or "no-git")[:10]
+    return (f"scbjax {versions().get('scbjax', '?')} | reproduce --{mode} | {commit} | "
+            f"{time.strftime('%Y-%m-%d')}")
+
+
 def plot_studies(out, figures_dir, only: list[str] | None = None,
                  log: Callable[[str], None] = print, mode: str | None = None) -> list[Path]:
     """Regenerate every figure (PNG and PDF) from the saved results under ``out``."""
@@ -242,7 +274,7 @@ def plot_studies(out, figures_dir, only: list[str] | None = None,
         if missing:
             raise RuntimeError(f"study {name} did not draw {sorted(missing)}")
         for stem, fig in figs.items():
-            paths += plots.save_figure(fig, figures_dir, stem)
+            paths += plots.save_figure(fig, figures_dir, stem, stamp=stamp(mode))
         log(f"[{name}] figures: {', '.join(sorted(figs))}")
     return paths
 
