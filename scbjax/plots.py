@@ -86,7 +86,7 @@ def save_figure(fig: Figure, out_dir, stem: str, stamp: str = "") -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if stamp:
-        fig.text(0.995, 0.002, stamp, ha="right", va="bottom", fontsize=5, color="0.45")
+        fig.text(0.995, -0.005, stamp, ha="right", va="top", fontsize=5, color="0.45")
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     for p in paths:
         meta = ({"Description": stamp} if p.suffix == ".png" else {"Subject": stamp}) \
