@@ -140,6 +140,9 @@ TASK_FIELDS = ("N", "T", "Q", "alpha", "mix", "q_weights", "beta")
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="scbjax", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from scbjax import __version__
+
+    p.add_argument("--version", action="version", version=f"scbjax {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_train_parser(sub)

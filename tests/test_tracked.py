@@ -66,3 +66,13 @@ def test_tiny_figures_never_go_into_tracked_files(clone, tmp_path, capsys):
 def test_bench_writes_no_file_by_default():
     a = build_parser().parse_args(["bench", "--grid"])
     assert a.grid_md == "" and a.grid_figure == ""
+
+
+def test_version_and_the_files_a_research_tool_carries(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("scbjax ")
+    for name in ("LICENSE", "CITATION.cff", "CHANGELOG.md"):
+        assert (ROOT / name).is_file(), name
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+    assert "2410.23438" in (ROOT / "CITATION.cff").read_text()
