@@ -430,9 +430,9 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     figures = a.figures or out / "figures"
     rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
     if not a.plan:
+        reproduce.check_out(out, a.mode, a.overwrite, create=False)
         _check_figures_dir(figures)
         reproduce.check_figures_target(figures, a.mode)
-        reproduce.check_out(out, a.mode, a.overwrite, create=False)
     cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
     print(f"plan (reproduce --{a.mode}):")
     print(reproduce.format_plan(rows, cal), flush=True)
