@@ -48,6 +48,7 @@ from matplotlib.ticker import NullFormatter
 from scbjax import l1, plots
 from scbjax.experiments import vs_sgd
 from scbjax.experiments.scaling import Fit, first_crossing, fit_exponent
+from scbjax.experiments.scaling import _below  # the interval of f lies below g's
 from scbjax.reproduce import Claim, fmt
 from scbjax.runs import RunSpec, grid
 from scbjax.task import TaskConfig
@@ -289,10 +290,6 @@ def _row(rows, **kw) -> dict:
         if all(r[k] == v for k, v in kw.items()):
             return r
     raise KeyError(kw)
-
-
-def _below(f: Fit, g: Fit) -> bool:
-    return bool(np.isfinite(f.hi) and np.isfinite(g.lo) and f.hi < g.lo)
 
 
 def check_variance(fits: dict, rows, su: Setup) -> bool:
