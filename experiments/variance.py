@@ -47,7 +47,7 @@ from matplotlib.ticker import NullFormatter
 
 from scbjax import l1, plots
 from scbjax.experiments import vs_sgd
-from scbjax.experiments.scaling import Fit, first_crossing, fit_exponent
+from scbjax.experiments.scaling import first_crossing, fit_exponent
 from scbjax.experiments.scaling import _below  # the interval of f lies below g's
 from scbjax.reproduce import Claim, fmt
 from scbjax.runs import RunSpec, grid
