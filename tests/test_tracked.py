@@ -4,6 +4,7 @@ and bench writes no file by default."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,9 +33,22 @@ def clone(tmp_path_factory):
     return dst
 
 
-def test_reproduce_from_a_clone_leaves_git_status_clean(clone, monkeypatch, capsys):
+@pytest.fixture(scope="module")
+def clone_run(clone):
+    """``scbjax reproduce --tiny --only population`` with the defaults, from the clone's root."""
+    here = os.getcwd()
+    os.chdir(clone)
+    try:
+        rc = main(["reproduce", "--tiny", "--only", "population", "--quiet"])
+    finally:
+        os.chdir(here)
+    return rc, clone / "results" / "reproduce-tiny"
+
+
+def test_reproduce_from_a_clone_leaves_git_status_clean(clone, clone_run, monkeypatch,
+                                                         capsys):
     monkeypatch.chdir(clone)
-    assert main(["reproduce", "--tiny", "--only", "population", "--quiet"]) == 0
+    assert clone_run[0] == 0
     assert _git("status", "--porcelain", cwd=clone) == ""
     figs = clone / "results" / "reproduce-tiny" / "figures"
     png = figs / "fig6_population.png"
@@ -46,7 +60,7 @@ def test_reproduce_from_a_clone_leaves_git_status_clean(clone, monkeypatch, caps
     assert _git("status", "--porcelain", cwd=clone) == ""
 
 
-def test_tiny_figures_never_go_into_tracked_files(clone, tmp_path, capsys):
+def test_tiny_figures_never_go_into_tracked_files(clone, clone_run, tmp_path, capsys):
     tracked = clone / "figures"
     assert any(tracked.iterdir())
     before = {p.name: p.read_bytes() for p in tracked.iterdir()}
@@ -56,10 +70,8 @@ def test_tiny_figures_never_go_into_tracked_files(clone, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--figures" in err[0] and "tracked" in err[0]
     assert not out.exists()  # refused before anything ran
-    done = clone / "results" / "reproduce-tiny"  # the tiny results of the test above
-    if done.is_dir():
-        assert main(["plot", str(done), "--only", "population", "--figures",
-                     str(tracked)]) == 2
+    assert main(["plot", str(clone_run[1]), "--only", "population", "--figures",
+                 str(tracked)]) == 2
     assert {p.name: p.read_bytes() for p in tracked.iterdir()} == before
 
 
