@@ -1,19 +1,19 @@
 """scbjax: JAX simulator of the Sparse Contextual Bigram task and its linear-transformer learner."""
 
-from scbjax.backend import guard_known_bad_jaxlib, use_partitionable_threefry
+from scbjax.util.backend import guard_known_bad_jaxlib, use_partitionable_threefry
 
 guard_known_bad_jaxlib()  # before any JAX computation; see scbjax/backend.py
 use_partitionable_threefry()  # padded batches need positional random bits (jax < 0.5)
 
-from scbjax.errors import ConfigError  # noqa: E402
-from scbjax.losses import bayes_risk, batch_loss, excess_loss, population_grad, population_loss
-from scbjax.metrics import corr_A, corr_V, measure
-from scbjax.model import Params, attention, forward, forward_embedded, embed_params, uniform_params
-from scbjax.optim import adam, ppd, scale_by_lr, sgd
-from scbjax.registry import load_plugin, register_optimizer
-from scbjax.sampler import Batch, sample
-from scbjax.task import Task, TaskConfig, make_task, stationary, task_from_arrays, validate_task
-from scbjax.train import (Hparams, Phase, TrainConfig, TrainResult, default_hparams, log_schedule,
+from scbjax.util.errors import ConfigError  # noqa: E402
+from scbjax.core.losses import bayes_risk, batch_loss, excess_loss, population_grad, population_loss
+from scbjax.core.metrics import corr_A, corr_V, measure
+from scbjax.core.model import Params, attention, forward, forward_embedded, embed_params, uniform_params
+from scbjax.optim.transforms import adam, ppd, scale_by_lr, sgd
+from scbjax.optim.registry import load_plugin, register_optimizer
+from scbjax.core.sampler import Batch, sample
+from scbjax.core.task import Task, TaskConfig, make_task, stationary, task_from_arrays, validate_task
+from scbjax.sim.train import (Hparams, Phase, TrainConfig, TrainResult, default_hparams, log_schedule,
                           make_train, seed_keys, train_many)
 
 __version__ = "0.1.0"

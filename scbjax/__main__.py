@@ -1,3 +1,3 @@
-from scbjax.cli import entry
+from scbjax.app.cli import entry
 
 entry()

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from scbjax.bench import fit_cost, flops_per_sample_step
-from scbjax.cli import main
+from scbjax.app.bench import fit_cost, flops_per_sample_step
+from scbjax.app.cli import main
 
 
 def test_bench_json_end_to_end(capsys):

@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from scbjax.cli import main
-from scbjax.results import config_from_dict
-from scbjax.store import load_runs
-from scbjax.train import log_schedule
+from scbjax.app.cli import main
+from scbjax.engine.meta import config_from_dict
+from scbjax.engine.store import load_runs
+from scbjax.sim.train import log_schedule
 
 
 def load_run(out):
@@ -98,7 +98,7 @@ def test_help_explains_every_flag(capsys):
 
 def test_broken_pipe_exits_141_quietly():
     """``scbjax bench | head``: the reader going away ends the command with 141, no message."""
-    code = ("import sys, scbjax.cli as c\n"
+    code = ("import sys, scbjax.app.cli as c\n"
             "def gone(a):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
             "c.cmd_bench = gone\nsys.exit(c.main(['bench']))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

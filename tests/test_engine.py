@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import scbjax as s
-from scbjax import executor
-from scbjax.cli import build_parser, config_from_args, main
-from scbjax.errors import ConfigError
-from scbjax.executor import Log, run_spec
-from scbjax.runs import FORMAT, RunSpec, grid, run
-from scbjax.store import load_runs
-from scbjax.train import seed_keys, train_many
+from scbjax.engine import executor
+from scbjax.app.cli import build_parser, config_from_args, main
+from scbjax.util.errors import ConfigError
+from scbjax.engine.executor import Log, run_spec
+from scbjax.engine.spec import FORMAT, RunSpec, grid, run
+from scbjax.engine.store import load_runs
+from scbjax.sim.train import seed_keys, train_many
 
 CFG = s.TrainConfig(task=s.TaskConfig(N=4, T=5, Q=2),
                     phases=(s.Phase(20, 4, 0.05, 0.05, 1e-3), s.Phase(10, 8, 0.02, 0.02, 0.0)),

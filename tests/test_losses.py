@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import scbjax as s
-from scbjax.losses import sample_losses
-from scbjax.model import random_params
+from scbjax.core.losses import sample_losses
+from scbjax.core.model import random_params
 
 
 def x64():

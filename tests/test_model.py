@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax.model import embed, random_params
+from scbjax.core.model import embed, random_params
 
 
 def random_example(key, N, T):

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax.optim import (
+from scbjax.optim.transforms import (
     project_affine,
     project_simplex,
     prox_l1,

@@ -8,11 +8,12 @@ import optax
 import pytest
 
 import scbjax as s
-from scbjax import executor, registry
-from scbjax.cli import main
-from scbjax.errors import ConfigError
-from scbjax.executor import Log, execute
-from scbjax.runs import RunSpec, grid
+from scbjax.engine import executor
+from scbjax.optim import registry
+from scbjax.app.cli import main
+from scbjax.util.errors import ConfigError
+from scbjax.engine.executor import Log, execute
+from scbjax.engine.spec import RunSpec, grid
 
 PLUGIN = '''import optax
 import scbjax

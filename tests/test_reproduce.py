@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from scbjax import executor, reproduce
-from scbjax.cli import main
-from scbjax.reproduce import Claim, claims_table
+from scbjax.engine import executor
+from scbjax.app import reproduce
+from scbjax.app.cli import main
+from scbjax.app.reproduce import Claim, claims_table
 
 PAPER_CLAIMS = {"1b", "1c", "2b", "2c", "3a", "3b", "4a", "4b", "5", "6a", "6b", "6c", "6d"}
 

@@ -17,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax import fields, fileio, resources
-from scbjax.errors import ConfigError
-from scbjax.task import check_tasks, stationary_np
+from scbjax.util import fields
+from scbjax.util import fileio
+from scbjax.engine import resources
+from scbjax.util.errors import ConfigError
+from scbjax.core.task import check_tasks, stationary_np
 
 FAST = settings(max_examples=25, deadline=None)
 F32_MAX = float(np.finfo(np.float32).max)
@@ -484,7 +486,7 @@ def test_read_text_for_specs(tmp_path):
 def test_load_runs_damaged_files_are_config_errors(trained, tmp_path):
     """A spec directory with a truncated results.npz, invalid run.json, or a run.json of
     another format: one ConfigError naming the file."""
-    from scbjax.store import load_runs
+    from scbjax.engine.store import load_runs
 
     d = copy_of(trained, tmp_path)
     assert len(load_runs(d)) == 2
@@ -539,7 +541,7 @@ TRAIN_ARGS = ["train", "--N", "3", "--T", "4", "--Q", "1", "--steps", "4", "--ba
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """``scbjax train`` of a tiny config, run under umask 027 (its files must be 0640)."""
-    from scbjax.cli import main
+    from scbjax.app.cli import main
 
     d = tmp_path_factory.mktemp("trained") / "run"
     old = os.umask(0o027)
@@ -567,8 +569,8 @@ def test_truncated_or_deleted_results_are_named_and_recomputed(trained, tmp_path
     deleted: the rerun names the file and recomputes the spec (stopped here as it starts; a
     recomputed spec equals the first run: test_engine) instead of a BadZipFile /
     FileNotFoundError on every rerun; until then the damaged files stay as they were."""
-    from scbjax import executor
-    from scbjax.cli import main
+    from scbjax.engine import executor
+    from scbjax.app.cli import main
 
     d = copy_of(trained, tmp_path)
     raw = (d / "results.npz").read_bytes()
@@ -593,8 +595,8 @@ def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path
     """(4) another configuration in --out is refused (see the CLI walk); with --overwrite the
     old results stay until the new run has finished and writes its own (atomically), so a bad
     or interrupted --overwrite run loses nothing."""
-    from scbjax.cli import main
-    from scbjax.store import load_runs
+    from scbjax.app.cli import main
+    from scbjax.engine.store import load_runs
 
     d = copy_of(trained, tmp_path)
     before = snapshot(d)
@@ -602,7 +604,7 @@ def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path
     assert main(other) == 2
     assert "holds other results" in capsys.readouterr().err
     other.append("--overwrite")
-    from scbjax import executor
+    from scbjax.engine import executor
 
     def started(*a, **k):  # the new run starts: the old results are all still there
         assert snapshot(d) == before
@@ -617,8 +619,8 @@ def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path
 def test_stale_spec_directories_are_not_read(trained, tmp_path):
     """(1) the analysis reads the specs it names, by hash, never every directory present: a
     stale sibling (another mode's T32.. beside tiny's T8) is ignored."""
-    from scbjax import executor
-    from scbjax.runs import RunSpec, grid
+    from scbjax.engine import executor
+    from scbjax.engine.spec import RunSpec, grid
 
     cfg = s.TrainConfig(task=s.TaskConfig(N=3, T=4, Q=1), phases=(s.Phase(4, 2),), log_every=2)
     spec = RunSpec(cfg, grid(range(2)))
@@ -636,7 +638,7 @@ def test_stale_spec_directories_are_not_read(trained, tmp_path):
 def test_partial_claims_check_leaves_claims_json(tmp_path, monkeypatch):
     """(8) `plot --only population` used to rewrite claims.json with 2 of the 12 claims; a
     partial check now leaves it alone, a complete one writes it."""
-    from scbjax import reproduce
+    from scbjax.app import reproduce
 
     (tmp_path / reproduce.CLAIMS_FILE).write_text("[12 claims]")
     monkeypatch.setattr(reproduce, "load_results", lambda name, mode, out: None)
@@ -655,8 +657,8 @@ def test_partial_claims_check_leaves_claims_json(tmp_path, monkeypatch):
 def test_executor_refuses_what_cannot_fit_before_compiling(tmp_path, monkeypatch):
     """(16) every job (train, sweep, each study of reproduce) goes through run_spec, which
     checks the memory estimate before compiling anything."""
-    from scbjax import executor
-    from scbjax.runs import RunSpec, grid
+    from scbjax.engine import executor
+    from scbjax.engine.spec import RunSpec, grid
 
     monkeypatch.setattr(executor, "make_stepper", lambda *a, **k: pytest.fail("compiled"))
     cfg = s.TrainConfig(task=s.TaskConfig(N=100000))
@@ -701,7 +703,7 @@ def test_any_non_number_in_any_numeric_spec_field_is_named(field, value):
     """(6, 11, 15) a string (numeric-looking or not), a bool, null, a list or a table in any
     numeric field of a sweep spec: ConfigError naming exactly that field, never a coercion
     (lr = [true] ran with lr 1, "0.05" raised TypeError)."""
-    from scbjax.sweep import spec_from_dict
+    from scbjax.app.sweep import spec_from_dict
 
     e = error_of(lambda: spec_from_dict(spec_with(NUMERIC_SPEC_FIELDS[field], value)))
     assert e.field == field, (field, value, str(e))
@@ -712,7 +714,7 @@ def test_any_non_number_in_any_numeric_spec_field_is_named(field, value):
        value=st.sampled_from(["false", "true", "no", "0", 0, 1, 0.0]))
 def test_booleans_and_integers_are_not_coerced_in_specs(field, value):
     """(6) population = "false" ran population mode; 0/1 are not booleans, 0.0 no integer."""
-    from scbjax.sweep import spec_from_dict
+    from scbjax.app.sweep import spec_from_dict
 
     path = {"base.population": ("base", "population"), "base.task.N": ("base", "task", "N")}
     if field == "base.task.N" and value in (0, 1) and not isinstance(value, float):
@@ -727,7 +729,7 @@ def test_booleans_and_integers_are_not_coerced_in_specs(field, value):
 def test_cli_numbers_that_do_not_survive_float32_are_refused(x, flag):
     """(10) --lr 1e-50 was stored as 0 while run.json said 1e-50, --lr 1e39 became inf (the
     CLI walk checks the printed line)."""
-    from scbjax.cli import build_parser, config_from_args
+    from scbjax.app.cli import build_parser, config_from_args
 
     a = build_parser().parse_args(["train", flag, repr(x)])
     e = error_of(lambda: config_from_args(a))
@@ -741,7 +743,7 @@ def test_cli_numbers_that_do_not_survive_float32_are_refused(x, flag):
 @given(offset=st.integers(0, 2**40), seeds=st.integers(1, 300))
 def test_seeds_at_or_beyond_2_pow_32_are_refused(offset, seeds):
     """(7) --seed-offset 4294967296 trained seed 0 and recorded 4294967296."""
-    from scbjax.cli import build_parser, cmd_train
+    from scbjax.app.cli import build_parser, cmd_train
 
     a = build_parser().parse_args(["train", "--seed-offset", str(offset), "--seeds", str(seeds),
                                    "--out", "/nonexistent/never"])
@@ -769,7 +771,7 @@ def snapshot(root) -> dict:
 
 
 def population_keys() -> dict:
-    from scbjax import reproduce
+    from scbjax.app import reproduce
 
     return {n: sp.key() for n, sp in reproduce.study_specs("population", "tiny").items()}
 
@@ -777,7 +779,7 @@ def population_keys() -> dict:
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     """Pre-populated outputs and input files for the walk."""
-    from scbjax.runs import FORMAT
+    from scbjax.engine.spec import FORMAT
 
     t = tmp_path_factory.mktemp("walk")
     (t / "afile").write_text("not a directory\n")
@@ -979,8 +981,10 @@ WALK = [
 
 @pytest.mark.parametrize("argv, names", WALK, ids=[" ".join(a)[:60] for a, _ in WALK])
 def test_cli_walk_bad_arguments(argv, names, tree, capsys, monkeypatch):
-    from scbjax import bench, executor, reproduce
-    from scbjax.cli import main
+    from scbjax.app import bench
+    from scbjax.engine import executor
+    from scbjax.app import reproduce
+    from scbjax.app.cli import main
 
     def trained(*a, **k):
         raise AssertionError("trained: this bad input was not caught before training")
@@ -1070,8 +1074,8 @@ def test_ctrl_c_stops_train_with_one_line_and_the_checkpoint_intact(tmp_path):
     assert 0 < step < 200000 and int(z["next_interval"]) * 100 == step
     assert not (out / "results.npz").exists()
     # the checkpoint is the one the same command resumes from: its spec's hash
-    from scbjax.cli import build_parser, config_from_args
-    from scbjax.runs import RunSpec, grid
+    from scbjax.app.cli import build_parser, config_from_args
+    from scbjax.engine.spec import RunSpec, grid
 
     cfg = config_from_args(build_parser().parse_args(cmd))
     assert str(z["hash"]) == RunSpec(cfg, grid(range(2))).key()

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import scbjax as s
-from scbjax import sampler
-from scbjax.sampler import token_counts
+from scbjax.core import sampler
+from scbjax.core.sampler import token_counts
 
 
 def within_bound(freq, p, n):

@@ -5,9 +5,9 @@ hand-made tables of exponents."""
 import numpy as np
 import pytest
 
-from scbjax import l1
-from scbjax.experiments import scaling
-from scbjax.experiments.scaling import (Fit, check_shrink, check_stage1, check_stage2,
+from scbjax.optim import l1
+from scbjax.studies import scaling
+from scbjax.studies.scaling import (Fit, check_shrink, check_stage1, check_stage2,
                                         check_transfer, fit_exponent, speedups, stage_lengths)
 
 XS = np.asarray([16, 32, 64, 128, 256], float)
@@ -165,9 +165,9 @@ def test_specs_share_one_compile_per_setting_and_fixed_schedules():
 def test_finetune_start_has_the_requested_correlation():
     """The finetuned V is P1 with cos(P1 C_N, P C_N) = rho for the seed's own task P (the one
     the engine draws from the run's key)."""
-    from scbjax.metrics import corr_V
-    from scbjax.task import TaskConfig
-    from scbjax.train import seed_task
+    from scbjax.core.metrics import corr_V
+    from scbjax.core.task import TaskConfig
+    from scbjax.sim.train import seed_task
 
     su = scaling.MODES["tiny"]
     rr = scaling._runs(su, True, TaskConfig(N=su.N, T=8, Q=su.Q))

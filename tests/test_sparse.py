@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax.metrics import col_ranks, measure, support_metrics
-from scbjax.optim import (
+from scbjax.core.metrics import col_ranks, measure, support_metrics
+from scbjax.optim.transforms import (
     PROXES,
     project,
     project_affine,
@@ -249,7 +249,7 @@ def test_support_rate_ties_broken_by_index_order():
 def test_measure_logs_support_metrics_under_jit_and_vmap():
     """measure() has the support metrics (also in train.METRICS); jit(vmap(measure)) over a
     stack of states equals the per-state values; softmax attention has no exact zeros."""
-    from scbjax.train import METRICS
+    from scbjax.sim.train import METRICS
 
     task = task_q()
     names = ("support_rate", "off_support_mass", "off_support_dist", "zeros_A")
@@ -275,8 +275,8 @@ def test_freeze_zeros_keeps_exact_zeros_and_projects_on_the_support():
     the flag the step is the identity on the updates."""
     import jax.numpy as jnp
 
-    from scbjax.model import Params
-    from scbjax.optim import freeze_zeros
+    from scbjax.core.model import Params
+    from scbjax.optim.transforms import freeze_zeros
 
     A = jnp.asarray([[0.5, 0.0], [0.0, 1.0], [0.5, 0.0]], jnp.float32)
     V = jnp.eye(2, dtype=jnp.float32)
@@ -299,7 +299,7 @@ def test_freeze_phase_in_training_keeps_the_support_of_an_exact_prox_phase():
     import jax
 
     import scbjax as s
-    from scbjax.train import make_train
+    from scbjax.sim.train import make_train
 
     cfg = s.TrainConfig(task=s.TaskConfig(N=4, T=8, Q=2), prox="affine_exact", log_every=100,
                         phases=(s.Phase(300, 32, 0.2, 0.2, 0.1),
@@ -318,7 +318,7 @@ def test_freeze_phase_in_training_keeps_the_support_of_an_exact_prox_phase():
 def test_support_recovered_equals_the_rank_definition(data, T, N):
     """The sort-free check against its definition by ranks (``col_ranks``): values from a
     small set (ties, +-0.0, negatives) and supports of every size, empty and full included."""
-    from scbjax.metrics import support_recovered
+    from scbjax.core.metrics import support_recovered
 
     vals = st.sampled_from([-1.0, -0.0, 0.0, 0.25, 0.5, 1.0])
     A = np.asarray(data.draw(st.lists(vals, min_size=T * N, max_size=T * N)),

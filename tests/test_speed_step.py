@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import scbjax as s
-from scbjax import sampler
-from scbjax.losses import batch_loss, linear_loss_and_grad, loss_and_grad
-from scbjax.model import Params, random_params
-from scbjax.train import make_stepper
+from scbjax.core import sampler
+from scbjax.core.losses import batch_loss, linear_loss_and_grad, loss_and_grad
+from scbjax.core.model import Params, random_params
+from scbjax.sim.train import make_stepper
 
 
 def random_batch(key, N, T, B):

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax.cli import main
-from scbjax.errors import ConfigError
-from scbjax.sweep import groups, load_table, run_sweep, spec_from_dict, specs
-from scbjax.train import (RunSettings, default_settings, intervals, make_stepper, make_train,
+from scbjax.app.cli import main
+from scbjax.util.errors import ConfigError
+from scbjax.app.sweep import groups, load_table, run_sweep, spec_from_dict, specs
+from scbjax.sim.train import (RunSettings, default_settings, intervals, make_stepper, make_train,
                           permute_index)
 
 TASK = s.TaskConfig(N=5, T=6, Q=2)
@@ -341,9 +341,9 @@ def test_sweep_cli_end_to_end(tmp_path, capsys):
 
 
 def test_example_spec_loads():
-    from scbjax.sweep import load_spec
+    from scbjax.app.sweep import load_spec
 
-    sp = load_spec(Path(__file__).parents[1] / "experiments" / "sweeps" / "example.toml")
+    sp = load_spec(Path(__file__).parents[1] / "examples" / "sweep.toml")
     assert len(groups(sp)) == 4
 
 
@@ -354,7 +354,7 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")
 jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
                            process_id=pid)
 assert jax.device_count() == 2 and jax.local_device_count() == 1
-from scbjax.sweep import load_spec, run_sweep
+from scbjax.app.sweep import load_spec, run_sweep
 run_sweep(load_spec(spec), out, quiet=True)
 """
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from scbjax.cli import build_parser, main
+from scbjax.app.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 

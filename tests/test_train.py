@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax.train import make_train, train_many
+from scbjax.sim.train import make_train, train_many
 
 SMALL = s.TaskConfig(N=5, T=6, Q=2)
 
@@ -229,7 +229,7 @@ def test_seed_streams_are_separate():
 def test_all_finite_matches_the_elementwise_check(which, pos, bad, scale):
     """The divergence check (one sum of all entries) against the elementwise check: any NaN or
     infinite entry in V or A is caught; finite entries of any size up to 1e30 pass."""
-    from scbjax.train import all_finite
+    from scbjax.sim.train import all_finite
 
     rng = np.random.default_rng(pos)
     V = (rng.standard_normal((5, 5)) * scale).astype(np.float32)

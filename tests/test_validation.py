@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax.errors import ConfigError
+from scbjax.util.errors import ConfigError
 
 FAST = settings(max_examples=25, deadline=None)
 

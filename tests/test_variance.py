@@ -1,4 +1,4 @@
-"""The l1 weight rule (scbjax.l1) and the variance study's layout, claims and censoring."""
+"""The l1 weight rule (scbjax.optim.l1) and the variance study's layout, claims and censoring."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scbjax import l1
-from scbjax.errors import ConfigError
-from scbjax.experiments import variance as v
-from scbjax.experiments.scaling import Fit
-from scbjax.losses import batch_loss, population_loss
-from scbjax.model import Params
-from scbjax.sampler import sample
-from scbjax.store import Runs
-from scbjax.task import TaskConfig, make_task
+from scbjax.optim import l1
+from scbjax.util.errors import ConfigError
+from scbjax.studies import variance as v
+from scbjax.studies.scaling import Fit
+from scbjax.core.losses import batch_loss, population_loss
+from scbjax.core.model import Params
+from scbjax.core.sampler import sample
+from scbjax.engine.store import Runs
+from scbjax.core.task import TaskConfig, make_task
 
 # --- the rule on hand-made inputs ---------------------------------------------------------
 
@@ -60,7 +60,7 @@ def test_rule_rejects_bad_input_naming_the_field(kw, field):
 
 
 def test_seed_task_is_the_task_the_engine_trains_on():
-    from scbjax.train import Phase, TrainConfig, make_stepper, seed_keys, seed_task
+    from scbjax.sim.train import Phase, TrainConfig, make_stepper, seed_keys, seed_task
 
     cfg = TrainConfig(task=TaskConfig(N=5, T=7, Q=2), phases=(Phase(4, 2, 0.01, 0.01),))
     stepper = make_stepper(cfg)

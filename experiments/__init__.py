@@ -1,1 +1,0 @@
-"""The paper's studies, one module each; installed as ``scbjax.experiments``."""

@@ -1,0 +1,334 @@
+"""The paper reproduction: run every study in ``scbjax/studies/``, plot its figures, check claims.
+
+A study is a module ``scbjax.studies.<name>`` (the folder ``scbjax/studies/``) with
+  ``TITLE: str``, ``FIGURES: dict[str, str]`` (figure file stem -> one sentence it shows),
+  ``MODES: dict[str, Setup]`` (one setup per mode: "tiny", "quick", "full"),
+  ``runs(setup) -> dict[str, RunSpec]``   its runs, as data (``scbjax.engine.spec``),
+  ``figures(runset, setup) -> dict[str, Figure]`` and ``claims(runset, setup) -> list[Claim]``
+  from the loaded runs (``scbjax.store.RunSet``), addressed by spec name and label.
+The executor (``scbjax.engine.executor``) runs every spec into ``OUT/<study>/<spec>/``; ``OUT/job.json``
+records the mode, and an ``OUT`` of another mode is refused (``overwrite`` clears it).
+Modes: "tiny" (tests, seconds), "quick" (the whole reproduction in minutes on a 2-core CPU),
+"full" (publication setting: more seeds, larger T; sized for a GPU, runnable on a CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+from scbjax.util.errors import ConfigError
+
+STUDIES = ("scaling", "population", "vs_sgd", "softmax", "recovery", "variance")
+MODES = ("tiny", "quick", "full")
+CLAIMS_FILE = "claims.json"
+JOB_FILE = "job.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One automatic check: what was measured, against which criterion, and the verdict."""
+
+    id: str  # "1", "2a", ...
+    name: str  # short title, e.g. "two stages: stage-1 length grows with T"
+    measured: str  # the measured number(s), human-readable
+    criterion: str  # the PASS criterion, human-readable
+    passed: bool
+    study: str = ""
+
+
+def load_study(name: str):
+    if name not in STUDIES:
+        raise ConfigError("study", f"unknown study {name!r}; one of {STUDIES}")
+    return importlib.import_module(f"scbjax.studies.{name}")
+
+
+def _select(only: list[str] | None) -> list[str]:
+    names = list(dict.fromkeys(only)) if only else list(STUDIES)
+    for n in names:
+        load_study(n)  # validates the name
+    return names
+
+
+def study_specs(name: str, mode: str) -> dict:
+    """The study's named ``RunSpec``s in ``mode``."""
+    if mode not in MODES:
+        raise ConfigError("mode", f"must be one of {MODES}, got {mode!r}")
+    st = load_study(name)
+    return st.runs(st.MODES[mode])
+
+
+def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True) -> None:
+    """``out`` must be a directory for this mode's results: refuse a file, an unwritable
+    path or results of another mode (unless ``overwrite``). With ``create`` False this only
+    checks (nothing is created or removed); with ``create`` it makes ``out``, removes what
+    ``overwrite`` replaces and records the mode in ``OUT/job.json``."""
+    from scbjax.util.fileio import atomic_write as _atomic_write
+    from scbjax.util.fileio import check_dir
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} is not a directory")
+    job = out / JOB_FILE
+    prev = None
+    if job.exists():
+        try:
+            prev = json.loads(job.read_text()).get("mode")
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
+            prev = "unreadable"
+        if prev != mode and not overwrite:
+            raise ConfigError("--out", f"{out} holds results of mode {prev!r}, not {mode!r}:"
+                              " choose another --out, or --overwrite to replace them")
+    check_dir(out, "--out")
+    if not create:
+        return
+    if overwrite and out.is_dir() and (prev is None or prev != mode):
+        for n in STUDIES:
+            shutil.rmtree(out / n, ignore_errors=True)
+        (out / CLAIMS_FILE).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
+    _atomic_write(job, lambda f: f.write(json.dumps({"kind": "reproduce", "mode": mode})
+                                         .encode()))
+
+
+def plan(mode: str, only: list[str] | None = None) -> list[dict]:
+    """Per study: specs, runs, samples (each run's own batch), samples drawn (the padded
+    batch every run of a spec draws), compiled calls (groups x phases)."""
+    rows = []
+    for name in _select(only):
+        specs = study_specs(name, mode)
+        for sname, spec in specs.items():
+            spec = spec.validate(f"{name}.{sname}")
+            c = spec.config
+            drawn = len(spec.runs) * sum(p.steps * b for p, b in zip(c.phases,
+                                                                     spec.max_batch()))
+            rows.append({"study": name, "spec": sname, "runs": len(spec.runs),
+                         "N": c.task.N, "T": c.task.T, "Q": c.task.Q,
+                         "steps": c.total_steps, "samples": spec.samples(), "drawn": drawn,
+                         "compiles": 1 + len(set(zip(spec.max_batch(), spec.masked()))),
+                         "model": c.model, "population": c.population})
+    return rows
+
+
+def calibrate() -> dict:
+    """A short timed run on this machine: seconds per sample-step per unit of work
+    (T + N) N, and seconds per compile (the estimate of ``estimate_seconds``)."""
+    import jax
+
+    from scbjax.engine.executor import Log, run_spec
+    from scbjax.engine.spec import RunSpec, grid
+    from scbjax.core.task import TaskConfig
+    from scbjax.sim.train import Phase, TrainConfig
+
+    N, T, B, S, steps = 8, 32, 32, 16, 400
+    cfg = TrainConfig(task=TaskConfig(N=N, T=T, Q=2), phases=(Phase(steps, B, 0.02, 0.02),),
+                      log_every=steps // 2)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        spec = RunSpec(cfg, grid(range(S)), chunk_steps=steps // 2)
+        t0 = time.perf_counter()
+        r = run_spec("calibrate", spec, Path(d) / "c", log=Log(quiet=True))
+        total = time.perf_counter() - t0
+    jax.clear_caches()
+    tm = r.meta["timings"]
+    per_sample = tm["run_s"] / (S * steps * B) / ((T + N) * N)
+    return {"s_per_sample_unit": per_sample, "s_per_compile": max(total - tm["run_s"], 0.0) / 2}
+
+
+def estimate_seconds(row: dict, cal: dict) -> float:
+    # every run of a spec draws the spec's largest batch of each phase (padding + mask)
+    work = row.get("drawn", row["samples"]) * (row["T"] + row["N"]) * row["N"]
+    if row["population"]:
+        work = row["steps"] * row["runs"] * (row["T"] + row["N"]) * row["N"]
+    factor = 3.0 if row["model"] == "softmax" else 1.0
+    return work * factor * cal["s_per_sample_unit"] + row["compiles"] * cal["s_per_compile"]
+
+
+def format_plan(rows: list[dict], cal: dict | None) -> str:
+    lines = [f"{'study':<11} {'spec':<22} {'runs':>5} {'N':>3} {'T':>5} {'Q':>2} {'steps':>7} "
+             f"{'samples':>10}" + ("  est. s" if cal else "")]
+    tot_s, tot_n, tot_r = 0.0, 0, 0
+    for r in rows:
+        e = estimate_seconds(r, cal) if cal else 0.0
+        tot_s, tot_n, tot_r = tot_s + e, tot_n + r["samples"], tot_r + r["runs"]
+        lines.append(f"{r['study']:<11} {r['spec'][:22]:<22} {r['runs']:>5} {r['N']:>3} "
+                     f"{r['T']:>5} {r['Q']:>2} {r['steps']:>7} {r['samples']:>10.3g}"
+                     + (f"  {e:6.0f}" if cal else ""))
+    lines.append(f"{len(rows)} groups, {tot_r} runs, {tot_n:.3g} samples"
+                 + (f", about {tot_s:.0f} s on this machine (calibrated: "
+                    f"{cal['s_per_compile']:.1f} s per compile)" if cal else ""))
+    return "\n".join(lines)
+
+
+def run_studies(mode: str, out, only: list[str] | None = None, *,
+                log: Callable[[str], None] = print, quiet: bool = False,
+                overwrite: bool = False) -> dict[str, float]:
+    """Run (or resume, or reuse) each study's specs into ``out/<study>``; seconds per study."""
+    from scbjax.engine.executor import Job, Log, execute
+
+    names = _select(only)
+    out = Path(out)
+    specs = {n: study_specs(n, mode) for n in names}
+    for n, ss in specs.items():
+        for sname, sp in ss.items():
+            sp.validate(f"{n}.{sname}")
+    check_out(out, mode, overwrite)
+    job = Job(sum(sp.samples() for ss in specs.values() for sp in ss.values()))
+    elog = Log(quiet)
+    times = {}
+    for n in names:
+        t0 = time.perf_counter()
+        log(f"[{n}] {len(specs[n])} groups ({mode})")
+        execute(specs[n], out / n, log=elog, job=job, tag=f"{n}/")
+        times[n] = time.perf_counter() - t0
+        log(f"[{n}] done in {times[n]:.1f}s")
+    return times
+
+
+def load_results(name: str, mode: str, out):
+    """The study's saved ``RunSet`` (hashes checked against its specs in ``mode``)."""
+    from scbjax.engine.executor import load
+
+    return load(study_specs(name, mode), Path(out) / name)
+
+
+def stored_mode(out) -> str:
+    p = Path(out) / JOB_FILE
+    try:
+        mode = json.loads(p.read_text()).get("mode")
+    except FileNotFoundError:
+        raise ConfigError(str(out), f"no {JOB_FILE}: not a `scbjax reproduce` output") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError) as e:
+        raise ConfigError(str(p), f"unreadable ({e})") from None
+    if mode not in MODES:
+        raise ConfigError(str(p), f"unknown mode {mode!r}")
+    return mode
+
+
+def check_results(out, only: list[str] | None = None, mode: str | None = None) -> str:
+    """The mode of the results saved under ``out``, after loading every selected study's runs
+    (ConfigError naming the first file that is missing, damaged or of other runs)."""
+    if not Path(out).is_dir():
+        raise ConfigError("RESULTS_DIR", f"no such directory: {out}")
+    mode = mode or stored_mode(out)
+    for name in _select(only):
+        load_results(name, mode, out)
+    return mode
+
+
+def tracked_files(directory) -> list[str]:
+    """The files git tracks in ``directory`` ([] outside a git work tree or without git)."""
+    import subprocess
+
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    try:
+        r = subprocess.run(["git", "ls-files", "."], cwd=d, capture_output=True, text=True,
+                           timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return r.stdout.split() if r.returncode == 0 else []
+
+
+def check_figures_target(figures, mode: str) -> None:
+    """A ``tiny`` run never writes into a folder of tracked files (the README's figures)."""
+    if mode == "tiny" and tracked_files(figures):
+        raise ConfigError("--figures", f"{figures} holds files tracked by git (the README's "
+                          "figures); a --tiny run's figures go elsewhere (default: "
+                          "OUT/figures)")
+
+
+def stamp(mode: str) -> str:
+    """The line every figure carries: package version, mode, commit, date."""
+    from scbjax.engine.meta import git_commit, versions
+
+    commit = (git_commit() or "no-git")[:10]
+    return (f"scbjax {versions().get('scbjax', '?')} | reproduce --{mode} | {commit} | "
+            f"{time.strftime('%Y-%m-%d')}")
+
+
+def plot_studies(out, figures_dir, only: list[str] | None = None,
+                 log: Callable[[str], None] = print, mode: str | None = None) -> list[Path]:
+    """Regenerate every figure (PNG and PDF) from the saved results under ``out``."""
+    from scbjax.app import plots
+
+    out, paths = Path(out), []
+    mode = mode or stored_mode(out)
+    for name in _select(only):
+        study = load_study(name)
+        rs = load_results(name, mode, out)
+        with plots.style():
+            figs = study.figures(rs, study.MODES[mode])
+        missing = set(study.FIGURES) - set(figs)
+        if missing:
+            raise RuntimeError(f"study {name} did not draw {sorted(missing)}")
+        for stem, fig in figs.items():
+            paths += plots.save_figure(fig, figures_dir, stem, stamp=stamp(mode))
+        log(f"[{name}] figures: {', '.join(sorted(figs))}")
+    return paths
+
+
+def check_claims(out, only: list[str] | None = None, mode: str | None = None) -> list[Claim]:
+    """Every study's claim checks on the saved results; ``out/claims.json`` is written when
+    every study was checked (a partial check leaves it alone)."""
+    out, claims = Path(out), []
+    mode = mode or stored_mode(out)
+    names = _select(only)
+    for name in names:
+        st = load_study(name)
+        claims += [dataclasses.replace(c, study=name)
+                   for c in st.claims(load_results(name, mode, out), st.MODES[mode])]
+    if set(names) == set(STUDIES):
+        from scbjax.util.fileio import atomic_write as _atomic_write
+
+        text = json.dumps([dataclasses.asdict(c) for c in claims], indent=2).encode()
+        _atomic_write(out / CLAIMS_FILE, lambda f: f.write(text))
+    return claims
+
+
+def claims_table(claims: list[Claim]) -> str:
+    """Plain-text table: id, claim, measured, criterion, PASS/FAIL; a count at the end."""
+    rows = [("id", "claim", "measured", "criterion", "result")]
+    rows += [(c.id, c.name, c.measured, c.criterion, "PASS" if c.passed else "FAIL")
+             for c in claims]
+    w = [min(max(len(r[i]) for r in rows), cap) for i, cap in enumerate((4, 44, 48, 48, 6))]
+    lines = []
+    for j, r in enumerate(rows):
+        cells = [_wrap(x, w[i]) for i, x in enumerate(r)]
+        for k in range(max(len(c) for c in cells)):
+            lines.append("  ".join((c[k] if k < len(c) else "").ljust(w[i])
+                                   for i, c in enumerate(cells)).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * x for x in w))
+    n_pass = sum(c.passed for c in claims)
+    lines.append(f"{n_pass} passed, {len(claims) - n_pass} failed")
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    words, lines, cur = text.split(), [], ""
+    for word in words:
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    return lines + [cur] if cur or not lines else lines
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    """A number for the claims table (nan as 'n/a')."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}g}"

@@ -1,0 +1,345 @@
+"""Sweeps: seeds x hyperparameters x batch / dataset sizes x task shapes, chunked and resumable.
+
+A ``SweepSpec`` (TOML/JSON file or these dataclasses) is a base ``TrainConfig`` plus axes:
+
+- traced axes, vmapped in one compiled call beside the seeds: ``lr`` (sets lr_V and lr_A),
+  ``lr_V``, ``lr_A``, ``lam``, ``batch`` (padded to the largest batch with a mask) and the
+  fixed-dataset size ``dataset`` (n > 0: n samples drawn once, padded to the largest n);
+- static axes, one compiled call ("group") per combination: ``optimizer``, ``N``, ``T``,
+  ``Q``, and online (``dataset = 0``) against fixed-dataset training.
+
+Each static combination is one ``RunSpec`` (``specs``), its runs (settings x seeds) labelled
+with the axes and the seed, run by the one executor (``scbjax.engine.executor``: sharded over all
+devices, chunked, checkpointed, resumed, finished groups reused by hash). Results:
+``OUT/table.csv`` (one row per run), ``OUT/summary.csv`` (medians over seeds, diverged runs
+excluded) and ``OUT/groups/<optimizer>_N<N>_T<T>_Q<Q>[_fixed]/`` (the store's layout).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import tomllib
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from scbjax.util import fields
+from scbjax.util.errors import ConfigError, is_finite, is_int, require
+from scbjax.engine.executor import Log, check_spec, execute
+from scbjax.util.fileio import check_dir, read_text
+from scbjax.core.metrics import stage1_length
+from scbjax.util.fileio import atomic_write as _atomic_write
+from scbjax.engine.meta import config_to_dict, git_commit, versions
+from scbjax.engine.spec import RunSpec, check_name, digest_json, run
+from scbjax.engine.store import Runs
+from scbjax.sim.train import METRICS, TrainConfig
+
+TRACED = ("lr", "lr_V", "lr_A", "lam", "batch", "dataset")
+STATIC = ("optimizer", "N", "T", "Q")
+
+
+@dataclasses.dataclass(frozen=True)
+class Axes:
+    """Values to sweep; an empty tuple keeps the base config's value. ``lr``, ``lr_V``,
+    ``lr_A``, ``lam`` and ``batch`` set every phase; ``dataset`` 0 means online sampling."""
+
+    lr: tuple[float, ...] = ()
+    lr_V: tuple[float, ...] = ()
+    lr_A: tuple[float, ...] = ()
+    lam: tuple[float, ...] = ()
+    batch: tuple[int, ...] = ()
+    dataset: tuple[int, ...] = ()
+    optimizer: tuple[str, ...] = ()
+    N: tuple[int, ...] = ()
+    T: tuple[int, ...] = ()
+    Q: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: ``base`` config, ``seeds``, ``axes``; ``chunk_steps`` steps between checkpoints
+    (rounded to whole log intervals; does not change results)."""
+
+    name: str = "sweep"
+    base: TrainConfig = TrainConfig()
+    seeds: tuple[int, ...] = (0,)
+    axes: Axes = Axes()
+    chunk_steps: int = 1000
+
+    def validate(self) -> "SweepSpec":
+        check_name(self.name, "name")
+        require(len(self.seeds) >= 1 and all(is_int(s) and 0 <= s < 2**32 for s in self.seeds),
+                "seeds", f"need integer seeds in [0, 2^32), got {self.seeds!r}")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds", "repeated seed")
+        require(is_int(self.chunk_steps) and self.chunk_steps >= 1, "chunk_steps",
+                f"must be an integer >= 1, got {self.chunk_steps!r}")
+        a = self.axes
+        require(not (a.lr and (a.lr_V or a.lr_A)), "axes.lr", "give lr or lr_V/lr_A, not both")
+        for name in ("lr", "lr_V", "lr_A"):
+            for v in getattr(a, name):
+                require(is_finite(v) and v > 0, f"axes.{name}",
+                        f"learning rate must be a finite number > 0, got {v!r}")
+        for v in a.lam:
+            require(is_finite(v) and v >= 0, "axes.lam",
+                    f"l1 weight must be a finite number >= 0, got {v!r}")
+        for v in a.batch:
+            require(is_int(v) and v >= 1, "axes.batch", f"must be an integer >= 1, got {v!r}")
+        for v in a.dataset:
+            require(is_int(v) and v >= 0, "axes.dataset",
+                    f"must be an integer >= 0 (0: online), got {v!r}")
+        for f in dataclasses.fields(Axes):
+            vals = getattr(a, f.name)
+            require(isinstance(vals, tuple), f"axes.{f.name}", "must be a list")
+            require(len(set(vals)) == len(vals), f"axes.{f.name}", f"repeated value in {vals}")
+        groups(self)  # every combination valid (Q <= T, batch <= dataset, ...)
+        return self
+
+
+# --- Loading ------------------------------------------------------------------------------
+
+
+def load_spec(path) -> SweepSpec:
+    """A ``SweepSpec`` from a ``.toml`` or ``.json`` file; ConfigError names a bad field."""
+    p = Path(path)
+    text = read_text(p, "spec")
+    try:
+        d = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError("spec", f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}"
+                          f" ({e})") from None
+    require(d != {}, "spec", f"{p}: no fields (an empty spec): give at least its name")
+    return spec_from_dict(d)
+
+
+def spec_from_dict(d: dict) -> SweepSpec:
+    """A ``SweepSpec`` from a dict (as loaded from TOML/JSON): every field type-checked (no
+    string taken for a number or a boolean), unknown fields named."""
+    require(isinstance(d, dict), "spec", f"must be a table, got {type(d).__name__}")
+    names = {f.name for f in dataclasses.fields(SweepSpec)}
+    for k in d:
+        require(k in names, k, f"unknown field (known: {', '.join(sorted(names))})")
+    d = dict(d)
+    d["base"] = fields.from_dict(TrainConfig, d.get("base", {}), "base")
+    seeds = d.get("seeds", 1)
+    if is_int(seeds):
+        require(seeds >= 1, "seeds", f"a count must be >= 1, got {seeds}")
+        seeds = range(seeds)
+    require(isinstance(seeds, (list, range, tuple)), "seeds",
+            f"must be a count or a list of integers, got {seeds!r}")
+    d["seeds"] = tuple(seeds)
+    axes = d.get("axes", {})
+    require(isinstance(axes, dict), "axes", f"must be a table, got {type(axes).__name__}")
+    for k, v in axes.items():
+        require(isinstance(v, list), f"axes.{k}", f"must be a list, got {v!r}")
+    d["axes"] = fields.from_dict(Axes, axes, "axes")
+    if "chunk_steps" in d:
+        fields.check_value(d["chunk_steps"], int, "chunk_steps")
+    if "name" in d:
+        fields.check_value(d["name"], str, "name")
+    return SweepSpec(**d).validate()
+
+
+def spec_to_dict(spec: SweepSpec) -> dict:
+    return {"name": spec.name, "seeds": list(spec.seeds), "chunk_steps": spec.chunk_steps,
+            "base": config_to_dict(spec.base),
+            "axes": {k: list(v) for k, v in dataclasses.asdict(spec.axes).items() if v}}
+
+
+# --- Runs: one RunSpec per static combination ----------------------------------------------
+
+
+def group_name(optimizer: str, N: int, T: int, Q: int, fixed: bool) -> str:
+    return f"{optimizer}_N{N}_T{T}_Q{Q}" + ("_fixed" if fixed else "")
+
+
+def specs(spec: SweepSpec) -> dict[str, RunSpec]:
+    """One ``RunSpec`` per static combination (optimizer, N, T, Q, online/fixed data), its runs
+    the traced settings x seeds (settings-major), labelled with every axis and the seed."""
+    base, a = spec.base, spec.axes
+    phases = base.phases
+    opts = a.optimizer or (base.optimizer,)
+    Ns, Ts, Qs = a.N or (base.task.N,), a.T or (base.task.T,), a.Q or (base.task.Q,)
+    if a.lr:
+        lrs = [(x, x) for x in a.lr]
+    else:
+        lrs = list(itertools.product(a.lr_V or (None,), a.lr_A or (None,)))
+    lams = a.lam or (None,)
+    batches = a.batch or (None,)
+    datasets = a.dataset or (0,)
+    out = {}
+    for opt, N, T, Q in itertools.product(opts, Ns, Ts, Qs):
+        task = dataclasses.replace(base.task, N=N, T=T, Q=Q)
+        cfg = dataclasses.replace(base, optimizer=opt, task=task)
+        try:
+            cfg.validate()
+        except ConfigError as e:
+            raise ConfigError(e.field, f"{str(e).split(': ', 1)[1]} (in the sweep combination "
+                              f"optimizer={opt}, N={N}, T={T}, Q={Q})") from None
+        for fixed in (False, True):
+            runs = []
+            for (lv, la), lam, b, n in itertools.product(lrs, lams, batches, datasets):
+                if (n > 0) != fixed:
+                    continue
+                st = {"lr_V": [lv if lv is not None else p.lr_V for p in phases],
+                      "lr_A": [la if la is not None else p.lr_A for p in phases],
+                      "lam": [lam if lam is not None else p.lam for p in phases],
+                      "batch": [b if b is not None else p.batch for p in phases]}
+                if fixed:
+                    require(max(st["batch"]) <= n, "axes.dataset",
+                            f"a fixed dataset of {n} samples needs batch <= {n}, got "
+                            f"{max(st['batch'])}")
+                    require(not cfg.population, "axes.dataset",
+                            "population mode has no dataset")
+                labels = {"optimizer": opt, "N": N, "T": T, "Q": Q, "dataset": int(n),
+                          **{k: _fmt(v) for k, v in st.items()}}
+                runs += [run(int(seed), {**labels, "seed": int(seed)}, dataset=int(n), **st)
+                         for seed in spec.seeds]
+            if runs:
+                out[group_name(opt, N, T, Q, fixed)] = RunSpec(cfg, tuple(runs),
+                                                               chunk_steps=spec.chunk_steps)
+    return out
+
+
+def groups(spec: SweepSpec) -> list[RunSpec]:
+    return list(specs(spec).values())
+
+
+# --- Tidy table -----------------------------------------------------------------------------
+
+SETTING_COLS = ("optimizer", "N", "T", "Q", "dataset", "batch", "lr_V", "lr_A", "lam")
+SUMMARY_METRICS = ("excess_loss", "excess_ratio", "dist_V", "dist_A", "corr_V", "corr_A",
+                   "batch_loss", "stage1_samples")
+
+
+def _fmt(v) -> str:
+    return "/".join(f"{float(x):g}" for x in v)
+
+
+def run_id(runs: Runs, r: int) -> str:
+    """A stable id of run ``r``: its spec's config, settings and seed."""
+    st = {k[9:]: runs[k][r].tolist() for k in runs.arrays if k.startswith("settings/")}
+    return digest_json({"config": runs.meta["config"], "settings": st,
+                        "seed": int(runs["seeds"][r])})
+
+
+def table_rows(runs: Runs) -> list[dict]:
+    cfg = runs.meta["config"]
+    out = []
+    for r in range(len(runs)):
+        m = {k[8:]: runs[k][r] for k in runs.arrays if k.startswith("metrics/")}
+        e = m["excess_loss"]
+        row = {"group": runs.name, "run_id": run_id(runs, r), "seed": int(runs["seeds"][r]),
+               "optimizer": cfg["optimizer"], "N": cfg["task"]["N"], "T": cfg["task"]["T"],
+               "Q": cfg["task"]["Q"], "dataset": int(runs["settings/dataset"][r]),
+               "batch": _fmt(runs["settings/batch"][r]), "lr_V": _fmt(runs["settings/lr_V"][r]),
+               "lr_A": _fmt(runs["settings/lr_A"][r]), "lam": _fmt(runs["settings/lam"][r]),
+               "steps": int(runs.steps[-1]), "samples": int(runs.samples[r, -1]),
+               "diverged_step": int(runs["diverged_step"][r])}
+        for k in METRICS:
+            row[k] = float(m[k][-1])
+        row["excess_ratio"] = float(e[-1] / e[0]) if e[0] > 0 else float("nan")
+        row["stage1_samples"] = stage1_length(m["corr_V"], runs.samples[r])
+        out.append(row)
+    return out
+
+
+def summarize(rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """Medians over seeds per setting, diverged runs excluded; and a warning per diverged run."""
+    warnings, agg = [], {}
+    for row in rows:
+        if row["diverged_step"] >= 0:
+            warnings.append(f"WARNING: run {row['run_id']} (seed {row['seed']}, "
+                            + ", ".join(f"{c}={row[c]}" for c in SETTING_COLS)
+                            + f") diverged at step {row['diverged_step']} (non-finite "
+                            "parameters); excluded from the aggregates")
+        agg.setdefault(tuple(row[c] for c in SETTING_COLS), []).append(row)
+    out = []
+    for k, rs in agg.items():
+        ok = [r for r in rs if r["diverged_step"] < 0]
+        d = dict(zip(SETTING_COLS, k))
+        d["seeds_finite"], d["seeds_diverged"] = len(ok), len(rs) - len(ok)
+        for mname in SUMMARY_METRICS:
+            v = np.asarray([r[mname] for r in ok], float)
+            v = v[~np.isnan(v)]
+            d[f"median_{mname}"] = float(np.median(v)) if v.size else float("nan")
+        out.append(d)
+    return out, warnings
+
+
+def _csv(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def check_out(out: Path, spec: SweepSpec) -> None:
+    """``out`` is a directory for this sweep: refuse a file, an unwritable path, or another
+    sweep's results (another name)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} is not a directory")
+    meta = out / "sweep.json"
+    if meta.exists():
+        try:
+            prev = json.loads(meta.read_text())["spec"]["name"]
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, TypeError):
+            raise ConfigError("--out", f"{meta} cannot be read (damaged?): choose another "
+                              "--out, or remove it") from None
+        if prev != spec.name:
+            raise ConfigError("--out", f"{out} holds the results of sweep {prev!r}, not "
+                              f"{spec.name!r}: choose another --out")
+    check_dir(out, "--out")
+
+
+def run_sweep(spec: SweepSpec, out, quiet: bool = False) -> dict:
+    """Run (or resume) every group of ``spec`` under ``out/groups``; write the tidy tables."""
+    spec = spec.validate()
+    out = Path(out)
+    ss = specs(spec)
+    for name, sp in ss.items():
+        check_spec(sp, name)  # fields and memory estimate, before anything is compiled
+    check_out(out, spec)
+
+    def record():  # once the first group is known good: nothing is written for a bad sweep
+        if jax.process_index() == 0:
+            meta = {"spec": spec_to_dict(spec), "versions": versions(),
+                    "git_commit": git_commit(), "groups": list(ss),
+                    "devices": [str(d) for d in jax.devices()]}
+            _atomic_write(out / "sweep.json",
+                          lambda f: f.write(json.dumps(meta, indent=2).encode()))
+
+    rs = execute(ss, out / "groups", log=Log(quiet), on_start=record)
+    all_rows = [row for runs in rs.values() for row in table_rows(runs)]
+    summary, warnings = summarize(all_rows)
+    if jax.process_index() == 0:
+        _atomic_write(out / "table.csv", lambda f: f.write(_csv(all_rows)))
+        _atomic_write(out / "summary.csv", lambda f: f.write(_csv(summary)))
+    return {"rows": all_rows, "summary": summary, "warnings": warnings, "groups": list(ss),
+            "runs": rs, "timings": {k: r.meta.get("timings", {}) for k, r in rs.items()}}
+
+
+def load_table(out) -> list[dict]:
+    """``OUT/table.csv`` as a list of dicts (strings)."""
+    with open(Path(out) / "table.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def format_summary(summary: list[dict]) -> str:
+    cols = list(SETTING_COLS) + ["seeds_finite", "seeds_diverged", "median_excess_ratio",
+                                 "median_dist_V", "median_dist_A"]
+    lines = ["  ".join(f"{c:>12}" for c in cols)]
+    for d in summary:
+        lines.append("  ".join(f"{d[c]:>12.4g}" if isinstance(d[c], float) else f"{d[c]!s:>12}"
+                               for c in cols))
+    return "\n".join(lines)
+
+
+__all__ = ["Axes", "SweepSpec", "load_spec", "spec_from_dict", "specs", "groups", "run_sweep",
+           "load_table", "summarize", "table_rows"]

@@ -1,0 +1,239 @@
+"""Runs as data: a ``RunSpec`` is a ``TrainConfig`` plus its runs (seed, traced settings, labels).
+
+Every job (``scbjax train``, a sweep, each study of ``scbjax reproduce``) is a set of named
+``RunSpec``s; ``scbjax.engine.executor`` runs them (one compiled group per spec, runs vmapped and
+sharded, chunked, checkpointed, resumed) and ``scbjax.engine.store`` loads them back, addressed by
+label: ``runset["downstream"].select(arm="finetune", rho=0.9)``.
+
+A ``Run`` is one seed's training: its key is ``PRNGKey(seed)`` folded with ``fold`` (in
+order), split into task, init and data streams as in ``make_stepper``; its traced settings
+(learning rates, l1 weight, batch size per phase, fixed-dataset size) default to the config's
+phases; its ``labels`` (name -> str/int/float/bool) name it for the analysis. A spec may also
+carry per-run tasks and starting parameters (transfer), stacked along the run axis, or a
+function that builds them from the specs run before it (``RunSet -> Task``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from scbjax.optim import registry
+from scbjax.util.errors import ConfigError, is_finite, is_int, require
+from scbjax.sim.train import TrainConfig
+
+FORMAT = 2  # bump when the meaning of a spec's hash or its saved arrays changes
+LabelValue = str | int | float | bool
+SETTINGS = ("lr_V", "lr_A", "lam", "batch")  # per-phase traced settings
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run: ``seed`` (and ``fold``) choose its key; per-phase settings (None: the
+    config's); ``dataset`` > 0 trains on that many samples drawn once; ``labels`` name it."""
+
+    seed: int
+    labels: tuple[tuple[str, LabelValue], ...] = ()
+    lr_V: tuple[float, ...] | None = None
+    lr_A: tuple[float, ...] | None = None
+    lam: tuple[float, ...] | None = None
+    batch: tuple[int, ...] | None = None
+    dataset: int = 0
+    fold: tuple[int, ...] = ()
+
+    @property
+    def label_dict(self) -> dict[str, LabelValue]:
+        return dict(self.labels)
+
+
+def run(seed: int, labels: Mapping[str, LabelValue] | None = None, *, lr=None, lr_V=None,
+        lr_A=None, lam=None, batch=None, dataset: int = 0, fold: Sequence[int] = ()) -> Run:
+    """A ``Run``; each setting is a number (every phase) or a sequence (one per phase);
+    ``lr`` sets lr_V and lr_A."""
+    if lr is not None:
+        require(lr_V is None and lr_A is None, "lr", "give lr or lr_V/lr_A, not both")
+        lr_V = lr_A = lr
+
+    def per_phase(x):
+        if x is None:
+            return None
+        return tuple(x) if isinstance(x, (list, tuple, np.ndarray)) else (x,)
+
+    return Run(seed=seed, labels=tuple(sorted((labels or {}).items())), lr_V=per_phase(lr_V),
+               lr_A=per_phase(lr_A), lam=per_phase(lam), batch=per_phase(batch),
+               dataset=dataset, fold=tuple(fold))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RunSpec:
+    """A config and its runs (one compiled group). ``tasks`` / ``params0``: None (each run
+    draws its task / starts from ``config.init``), stacked per-run arrays (a ``Task`` /
+    ``Params`` with a leading run axis), or a function of the ``RunSet`` of the specs run
+    before this one that returns them. ``chunk_steps``: steps between checkpoints and
+    progress lines (whole log intervals; does not change results)."""
+
+    config: TrainConfig
+    runs: tuple[Run, ...]
+    tasks: Any = None
+    params0: Any = None
+    chunk_steps: int | None = None
+
+    def validate(self, where: str = "") -> "RunSpec":
+        w = f"{where}." if where else ""
+        cfg = self.config.validate()
+        require(isinstance(self.runs, tuple) and len(self.runs) >= 1, w + "runs",
+                "need a tuple of at least one Run")
+        P = len(cfg.phases)
+        names = None
+        for i, r in enumerate(self.runs):
+            f = f"{w}runs[{i}]."
+            require(isinstance(r, Run), f[:-1], f"must be a Run, got {type(r).__name__}")
+            require(is_int(r.seed) and 0 <= r.seed < 2**32, f + "seed",
+                    f"must be an integer in [0, 2^32), got {r.seed!r}")
+            require(all(is_int(x) and 0 <= x < 2**32 for x in r.fold), f + "fold",
+                    f"must be integers in [0, 2^32), got {r.fold!r}")
+            for k, v in r.labels:
+                require(isinstance(k, str) and k.isidentifier(), f + "labels",
+                        f"label names must be identifiers, got {k!r}")
+                require(isinstance(v, (str, int, float, bool, np.integer, np.floating)),
+                        f + f"labels.{k}", f"must be a str, int, float or bool, got {v!r}")
+            keys = tuple(k for k, _ in r.labels)
+            require(names is None or keys == names, f + "labels",
+                    f"every run needs the same label names: {names} vs {keys}")
+            names = keys
+            for s in SETTINGS:
+                v = getattr(r, s)
+                if v is None:
+                    continue
+                require(len(v) in (1, P), f + s,
+                        f"want 1 value (every phase) or {P} (one per phase), got {len(v)}")
+                for x in v:
+                    if s == "batch":
+                        require(is_int(x) and x >= 1, f + s, f"must be an integer >= 1, got {x!r}")
+                    elif s == "lam":
+                        require(is_finite(x) and x >= 0 and _f32(x), f + s,
+                                f"must be a finite float32 number >= 0, got {x!r}")
+                    else:
+                        require(is_finite(x) and x > 0 and _f32(x), f + s,
+                                f"must be a finite float32 number > 0, got {x!r}")
+            require(is_int(r.dataset) and r.dataset >= 0, f + "dataset",
+                    f"must be an integer >= 0 (0: online), got {r.dataset!r}")
+            if r.dataset > 0:
+                b = max(self._setting(r, "batch"))
+                require(b <= r.dataset, f + "dataset",
+                        f"a fixed dataset of {r.dataset} samples needs batch <= it, got {b}")
+                require(not cfg.population, f + "dataset", "population mode has no dataset")
+        fixed = {r.dataset > 0 for r in self.runs}
+        require(len(fixed) == 1, w + "runs", "online (dataset 0) and fixed-dataset runs need "
+                "separate specs")
+        require(self.chunk_steps is None or (is_int(self.chunk_steps) and self.chunk_steps >= 1),
+                w + "chunk_steps", f"must be an integer >= 1, got {self.chunk_steps!r}")
+        return self
+
+    def _setting(self, r: Run, name: str) -> tuple:
+        v = getattr(r, name)
+        if v is None:
+            return tuple(getattr(p, name) for p in self.config.phases)
+        return v * len(self.config.phases) if len(v) == 1 else v
+
+    def settings(self) -> dict[str, np.ndarray]:
+        """Per-run traced settings: lr_V, lr_A, lam [R, phases] float32, batch [R, phases]
+        int32, dataset [R] int32."""
+        out = {s: np.asarray([self._setting(r, s) for r in self.runs],
+                             np.int32 if s == "batch" else np.float32) for s in SETTINGS}
+        out["dataset"] = np.asarray([r.dataset for r in self.runs], np.int32)
+        return out
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(k for k, _ in self.runs[0].labels)
+
+    @property
+    def max_dataset(self) -> int:
+        return max(r.dataset for r in self.runs)
+
+    def max_batch(self) -> list[int]:
+        return [int(b) for b in self.settings()["batch"].max(0)]
+
+    def masked(self) -> list[bool]:
+        b = self.settings()["batch"]
+        return [bool((b[:, p] < b[:, p].max()).any()) for p in range(b.shape[1])]
+
+    def samples(self) -> int:
+        """Samples drawn in all (runs x steps x batch)."""
+        b = self.settings()["batch"].astype(np.int64)
+        steps = np.asarray([p.steps for p in self.config.phases], np.int64)
+        return int((b * steps[None, :]).sum())
+
+    def key(self, tasks_digest: str = "", params0_digest: str = "") -> str:
+        """Hash of everything that changes the numbers: format, config, runs (seeds, folds,
+        settings, labels), and the digests of given tasks / starting parameters."""
+        from scbjax.engine.meta import config_to_dict
+
+        st = self.settings()
+        d = {"format": FORMAT, "config": config_to_dict(self.config),
+             "seeds": [int(r.seed) for r in self.runs], "folds": [list(r.fold) for r in self.runs],
+             "labels": [[[k, _jsonable(v)] for k, v in r.labels] for r in self.runs],
+             "settings": {k: v.tolist() for k, v in st.items()},
+             "tasks": tasks_digest, "params0": params0_digest}
+        code = registry.digest(self.config.optimizer)
+        if code:  # a user optimizer: its code is part of what the numbers depend on
+            d["optimizer_code"] = code
+        return digest_json(d)
+
+
+def _f32(x) -> bool:
+    """x survives a cast to float32 (no overflow to inf, no underflow of a nonzero to 0)."""
+    a = abs(float(x))
+    f32 = np.finfo(np.float32)
+    return a == 0 or (float(f32.tiny) <= a <= float(f32.max))
+
+
+def _jsonable(v):
+    return v.item() if isinstance(v, (np.integer, np.floating)) else v
+
+
+def digest_json(d) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def digest_arrays(tree) -> str:
+    """Digest of a pytree of arrays (for the hash of given tasks / starts); '' for None."""
+    if tree is None:
+        return ""
+    import jax
+
+    h = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        a = np.ascontiguousarray(np.asarray(leaf))
+        h.update(f"{jax.tree_util.keystr(path)}:{a.dtype}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_name(name: str, field: str) -> str:
+    """A name usable as one directory component: letters, digits and ``._=+-``."""
+    require(isinstance(name, str) and bool(NAME_RE.match(name)) and name not in (".", ".."),
+            field, f"must be a name of letters, digits and ._=+- (one directory component), "
+            f"got {name!r}")
+    return name
+
+
+def grid(seeds: Sequence[int], labels: Mapping[str, LabelValue] | None = None,
+         **settings) -> tuple[Run, ...]:
+    """Runs for each seed with the same labels and settings (see ``run``), ``seed`` added to
+    the labels."""
+    return tuple(run(int(s), {**(labels or {}), "seed": int(s)}, **settings) for s in seeds)
+
+
+Specs = Mapping[str, RunSpec]
+Builder = Callable[..., Any]
+
+__all__ = ["Run", "RunSpec", "run", "grid", "check_name", "digest_arrays", "digest_json",
+           "FORMAT", "ConfigError"]
