@@ -167,7 +167,7 @@ def test_finetune_start_has_the_requested_correlation():
     the engine draws from the run's key)."""
     from scbjax.core.metrics import corr_V
     from scbjax.core.task import TaskConfig
-    from scbjax.sim.train import seed_task
+    from scbjax.core.keys import task_of as seed_task
 
     su = scaling.MODES["tiny"]
     rr = scaling._runs(su, True, TaskConfig(N=su.N, T=8, Q=su.Q))

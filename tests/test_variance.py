@@ -60,7 +60,8 @@ def test_rule_rejects_bad_input_naming_the_field(kw, field):
 
 
 def test_seed_task_is_the_task_the_engine_trains_on():
-    from scbjax.sim.train import Phase, TrainConfig, make_stepper, seed_keys, seed_task
+    from scbjax.core.keys import seed_keys, task_of as seed_task
+    from scbjax.sim.train import Phase, TrainConfig, make_stepper
 
     cfg = TrainConfig(task=TaskConfig(N=5, T=7, Q=2), phases=(Phase(4, 2, 0.01, 0.01),))
     stepper = make_stepper(cfg)

@@ -21,6 +21,7 @@ from typing import Callable, Mapping
 import jax
 import numpy as np
 
+from scbjax.core import keys
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import atomic_write as _atomic_write
 from scbjax.engine.resources import check_fits
@@ -28,7 +29,7 @@ from scbjax.engine.meta import config_to_dict, git_commit, versions
 from scbjax.engine.spec import FORMAT, RunSpec, digest_arrays
 from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, load_npz, load_runs
 from scbjax.sim.train import (METRICS, RunSettings, initial_metrics, intervals, log_schedule,
-                          make_stepper, seed_keys)
+                          make_stepper)
 
 
 class Log:
@@ -88,15 +89,8 @@ def _pad(x: np.ndarray, R_pad: int) -> np.ndarray:
 
 
 def run_keys(spec: RunSpec) -> np.ndarray:
-    """Each run's key: ``PRNGKey(seed)`` folded with its ``fold`` integers in order."""
-    keys = np.array(seed_keys(np.asarray([r.seed for r in spec.runs], np.uint32)))
-    fold = jax.jit(jax.random.fold_in)
-    for i, r in enumerate(spec.runs):
-        k = keys[i]
-        for f in r.fold:
-            k = fold(k, np.uint32(f))
-        keys[i] = np.asarray(k)
-    return keys
+    """Each run's key (``scbjax.core.keys.run_keys`` of its seed and fold)."""
+    return keys.run_keys([r.seed for r in spec.runs], [r.fold for r in spec.runs])
 
 
 def _resolve(x, context: RunSet):

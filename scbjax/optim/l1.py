@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from scbjax.util.errors import ConfigError, is_int, require
+from scbjax.core import keys
 from scbjax.core.task import Task, TaskConfig
 
 RULE_C = 0.25  # C of the rule, chosen on tuning seeds (docs/findings.md §2.9)
@@ -82,9 +83,8 @@ def lam_rule(stats: NoiseStats, T: int, Q: int, batch: int, lr_A: float,
 @functools.lru_cache(maxsize=256)
 def tuning_stats(cfg: TaskConfig, seed: int = TUNE_SEED) -> NoiseStats:
     """``NoiseStats`` of the task of run seed ``seed`` at ``cfg`` (cached)."""
-    from scbjax.sim.train import seed_task
 
-    return noise_stats(seed_task(seed, cfg), cfg.Q)
+    return noise_stats(keys.task_of(seed, cfg), cfg.Q)
 
 
 def lam_for(cfg: TaskConfig, batch: int, lr_A: float, C: float = RULE_C) -> float:

@@ -24,6 +24,8 @@ from scbjax.core.losses import GRADS, loss_and_grad, population_loss
 from scbjax.core.metrics import measure
 from scbjax.core.model import Params, random_params, uniform_params
 from scbjax.core.sampler import Batch, fold_in, sample, task_cdfs, token_counts
+from scbjax.core import keys
+from scbjax.core.keys import seed_keys
 from scbjax.core.task import Task, TaskConfig, make_task
 
 Array = jax.Array
@@ -249,22 +251,6 @@ def train_many(config: TrainConfig, keys: Array, hparams: Hparams | None = None,
     return jax.jit(jax.vmap(train, in_axes=in_axes))(*args)
 
 
-def seed_keys(seeds) -> Array:
-    """One PRNG key per integer seed: ``vmap(PRNGKey)``."""
-    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
-
-
-def split_streams(key: Array) -> tuple[Array, Array, Array]:
-    """The engine's key layout: a run's key -> (task, init, data) keys."""
-    k_task, k_init, k_data = jax.random.split(key, 3)
-    return k_task, k_init, k_data
-
-
-def seed_task(seed: int, cfg: TaskConfig) -> Task:
-    """The random task a run of integer ``seed`` (no ``fold``) trains on."""
-    return make_task(split_streams(seed_keys(np.asarray([seed]))[0])[0], cfg)
-
-
 # --- Resumable, padded execution: an explicit state advanced a chunk of log intervals at a time
 
 
@@ -308,7 +294,7 @@ class TrainState:
     data: Batch | None  # the fixed dataset (max_dataset rows), None when online
 
 
-DATASET_FOLD = 0x7FFFFFFF  # fold_in(data_key, this): the fixed dataset's stream (steps are below)
+DATASET_FOLD = keys.DATASET_FOLD
 
 
 def _mix32(x: Array) -> Array:
@@ -408,7 +394,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
              params0: Params | None = None) -> TrainState:
         st = default_settings(config) if settings is None else settings
-        k_task, k_init, k_data = split_streams(key)
+        k_task, k_init, k_data = keys.streams(key)
         if task is None:
             task = make_task(k_task, config.task)
         params = init_params(config, k_init) if params0 is None else params0

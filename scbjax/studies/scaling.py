@@ -84,7 +84,8 @@ from scbjax.core.model import Params, uniform_params
 from scbjax.app.reproduce import Claim, fmt
 from scbjax.engine.spec import RunSpec, run
 from scbjax.core.task import TaskConfig, make_task
-from scbjax.sim.train import Phase, TrainConfig, split_streams
+from scbjax.core import keys
+from scbjax.sim.train import Phase, TrainConfig
 from scbjax.core.transfer import correlated_P
 
 TITLE = "Sample complexity in T, N and Q from scratch, and transfer that removes the T-dependence"
@@ -191,12 +192,12 @@ def runs(su: Setup) -> dict[str, RunSpec]:
 @functools.partial(jax.jit, static_argnums=(2,))
 def _pretrained_P(seeds, rhos, N: int):
     """P1 of each (seed, rho): the downstream P is the seed's own task (the engine's task key,
-    ``train.split_streams``; P depends on N only), P1 = ``correlated_P`` of it."""
+    ``keys.streams``; P depends on N only), P1 = ``correlated_P`` of it."""
     cfg = TaskConfig(N=N, T=1, Q=1)  # P of make_task does not depend on T or Q
 
     def one(seed, rho):
         key = jax.random.PRNGKey(seed)
-        P = make_task(split_streams(key)[0], cfg).P
+        P = make_task(keys.streams(key)[0], cfg).P
         return correlated_P(jax.random.fold_in(key, PRE_FOLD), P, rho, cfg)
 
     return jax.vmap(one)(seeds, rhos)
