@@ -32,8 +32,7 @@ def cfg(**kw):
 
 
 def with_batch(settings: RunSettings, b: int) -> RunSettings:
-    return RunSettings(lr_V=settings.lr_V, lr_A=settings.lr_A, lam=settings.lam,
-                       batch=jnp.full_like(settings.batch, b), dataset=settings.dataset)
+    return settings.replace(batch=jnp.full_like(settings.batch, b))
 
 
 def test_padded_batch_with_mask_gives_the_same_updates():
@@ -97,7 +96,7 @@ def test_fixed_dataset_visits_each_sample_once_per_epoch_and_pads():
     st64 = make_stepper(c, max_dataset=64)
     st16 = make_stepper(c, max_dataset=16)
     key = jax.random.PRNGKey(0)
-    sett = RunSettings(**{**vars(default_settings(c, dataset=n))})
+    sett = default_settings(c, dataset=n)
     a, b = st64.init(key, sett), st16.init(key, sett)
     # the first n of the padded dataset are the unpadded dataset
     np.testing.assert_array_equal(a.data.tokens[:n], b.data.tokens)

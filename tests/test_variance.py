@@ -144,7 +144,7 @@ def test_layout_of_every_mode():
             ppd = [sd for (a, _), sd in seeds.items() if a.startswith("ppd")]
             assert all(sd == ppd[0] for sd in ppd)  # every ppd arm on the same tasks/data
             for r in s.runs:
-                lam = r.lam
+                lam = r.setting("lam")
                 if r.label_dict["arm"] == "ppd_l1":
                     cfg = s.config
                     assert lam == v.rule_lams(cfg)

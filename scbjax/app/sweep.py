@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from scbjax.util import fields
-from scbjax.util.errors import ConfigError, is_finite, is_int, require
+from scbjax.util.errors import ConfigError, is_int, require
 from scbjax.engine.executor import Log, check_spec, execute
 from scbjax.util.fileio import check_dir, read_text
 from scbjax.core.metrics import stage1_length
@@ -37,27 +37,31 @@ from scbjax.util.fileio import atomic_write as _atomic_write
 from scbjax.engine.meta import config_to_dict, git_commit, versions
 from scbjax.engine.spec import RunSpec, check_name, digest_json, run
 from scbjax.engine.store import Runs
-from scbjax.sim.train import METRICS, TrainConfig
+from scbjax.sim.config import HPARAMS, PER_RUN, Phase, TrainConfig
+from scbjax.sim.step import METRICS
 
-TRACED = ("lr", "lr_V", "lr_A", "lam", "batch", "dataset")
+LR = ("lr_V", "lr_A")  # the axis "lr" sets both
+# the per-run Phase fields in the order the runs vary: learning rates, the other
+# hyperparameters, then the integer sizes (batch); the fixed-dataset size last
+ORDER = LR + tuple(n for n in HPARAMS if n not in LR) + tuple(n for n in PER_RUN
+                                                           if n not in HPARAMS)
+TRACED = ("lr",) + ORDER + ("dataset",)
 STATIC = ("optimizer", "N", "T", "Q")
+_AXIS_HELP = {"lr": "learning rate for both V and A", "dataset": "fixed-dataset size (0: online "
+              "sampling)", "optimizer": "optimizer name", "N": "vocabulary size",
+              "T": "sequence length", "Q": "sparsity"}
+_AXIS_TYPE = {"lr": float, "dataset": int, "optimizer": str, "N": int, "T": int, "Q": int}
 
-
-@dataclasses.dataclass(frozen=True)
-class Axes:
-    """Values to sweep; an empty tuple keeps the base config's value. ``lr``, ``lr_V``,
-    ``lr_A``, ``lam`` and ``batch`` set every phase; ``dataset`` 0 means online sampling."""
-
-    lr: tuple[float, ...] = ()
-    lr_V: tuple[float, ...] = ()
-    lr_A: tuple[float, ...] = ()
-    lam: tuple[float, ...] = ()
-    batch: tuple[int, ...] = ()
-    dataset: tuple[int, ...] = ()
-    optimizer: tuple[str, ...] = ()
-    N: tuple[int, ...] = ()
-    T: tuple[int, ...] = ()
-    Q: tuple[int, ...] = ()
+# Values to sweep (an empty tuple keeps the base config's value): one axis per per-run Phase
+# field (each value sets every phase), "lr", "dataset" and the static axes, derived from Phase.
+Axes = dataclasses.make_dataclass(
+    "Axes", [(n, tuple[_AXIS_TYPE.get(n) or fields.hints(Phase)[n], ...],
+              fields.field((), _AXIS_HELP.get(n) or fields.help_of(Phase, n)))
+             for n in TRACED + STATIC], frozen=True)
+Axes.__module__ = __name__
+Axes.__doc__ = ("Values to sweep; an empty tuple keeps the base config's value. One axis per "
+                "per-run Phase field (sets every phase), lr (both learning rates), dataset (0: "
+                "online sampling), optimizer, N, T, Q.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +84,11 @@ class SweepSpec:
                 f"must be an integer >= 1, got {self.chunk_steps!r}")
         a = self.axes
         require(not (a.lr and (a.lr_V or a.lr_A)), "axes.lr", "give lr or lr_V/lr_A, not both")
-        for name in ("lr", "lr_V", "lr_A"):
+        for v in a.lr:
+            fields.check_bound(Phase, "lr_V", v, "axes.lr")
+        for name in ORDER:
             for v in getattr(a, name):
-                require(is_finite(v) and v > 0, f"axes.{name}",
-                        f"learning rate must be a finite number > 0, got {v!r}")
-        for v in a.lam:
-            require(is_finite(v) and v >= 0, "axes.lam",
-                    f"l1 weight must be a finite number >= 0, got {v!r}")
-        for v in a.batch:
-            require(is_int(v) and v >= 1, "axes.batch", f"must be an integer >= 1, got {v!r}")
+                fields.check_bound(Phase, name, v, f"axes.{name}")
         for v in a.dataset:
             require(is_int(v) and v >= 0, "axes.dataset",
                     f"must be an integer >= 0 (0: online), got {v!r}")
@@ -164,12 +164,9 @@ def specs(spec: SweepSpec) -> dict[str, RunSpec]:
     phases = base.phases
     opts = a.optimizer or (base.optimizer,)
     Ns, Ts, Qs = a.N or (base.task.N,), a.T or (base.task.T,), a.Q or (base.task.Q,)
+    values = {n: getattr(a, n) or (None,) for n in ORDER}
     if a.lr:
-        lrs = [(x, x) for x in a.lr]
-    else:
-        lrs = list(itertools.product(a.lr_V or (None,), a.lr_A or (None,)))
-    lams = a.lam or (None,)
-    batches = a.batch or (None,)
+        values["lr_V"], values["lr_A"] = a.lr, (None,)
     datasets = a.dataset or (0,)
     out = {}
     for opt, N, T, Q in itertools.product(opts, Ns, Ts, Qs):
@@ -182,13 +179,13 @@ def specs(spec: SweepSpec) -> dict[str, RunSpec]:
                               f"optimizer={opt}, N={N}, T={T}, Q={Q})") from None
         for fixed in (False, True):
             runs = []
-            for (lv, la), lam, b, n in itertools.product(lrs, lams, batches, datasets):
+            for *xs, n in itertools.product(*values.values(), datasets):
                 if (n > 0) != fixed:
                     continue
-                st = {"lr_V": [lv if lv is not None else p.lr_V for p in phases],
-                      "lr_A": [la if la is not None else p.lr_A for p in phases],
-                      "lam": [lam if lam is not None else p.lam for p in phases],
-                      "batch": [b if b is not None else p.batch for p in phases]}
+                st = {k: list(base.per_phase(k)) if x is None else [x] * len(phases)
+                      for k, x in zip(values, xs)}
+                if a.lr:
+                    st["lr_A"] = st["lr_V"]
                 if fixed:
                     require(max(st["batch"]) <= n, "axes.dataset",
                             f"a fixed dataset of {n} samples needs batch <= {n}, got "
@@ -211,7 +208,7 @@ def groups(spec: SweepSpec) -> list[RunSpec]:
 
 # --- Tidy table -----------------------------------------------------------------------------
 
-SETTING_COLS = ("optimizer", "N", "T", "Q", "dataset", "batch", "lr_V", "lr_A", "lam")
+SETTING_COLS = ("optimizer", "N", "T", "Q", "dataset") + PER_RUN
 SUMMARY_METRICS = ("excess_loss", "excess_ratio", "dist_V", "dist_A", "corr_V", "corr_A",
                    "batch_loss", "stage1_samples")
 
@@ -236,8 +233,7 @@ def table_rows(runs: Runs) -> list[dict]:
         row = {"group": runs.name, "run_id": run_id(runs, r), "seed": int(runs["seeds"][r]),
                "optimizer": cfg["optimizer"], "N": cfg["task"]["N"], "T": cfg["task"]["T"],
                "Q": cfg["task"]["Q"], "dataset": int(runs["settings/dataset"][r]),
-               "batch": _fmt(runs["settings/batch"][r]), "lr_V": _fmt(runs["settings/lr_V"][r]),
-               "lr_A": _fmt(runs["settings/lr_A"][r]), "lam": _fmt(runs["settings/lam"][r]),
+               **{k: _fmt(runs[f"settings/{k}"][r]) for k in PER_RUN},
                "steps": int(runs.steps[-1]), "samples": int(runs.samples[r, -1]),
                "diverged_step": int(runs["diverged_step"][r])}
         for k in METRICS:

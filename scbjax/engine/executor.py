@@ -172,7 +172,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     stepper = make_stepper(cfg, spec.max_dataset)
     sa = {k: _pad(v, R_pad) for k, v in spec.settings().items()}
     keys = _to_global(_pad(run_keys(spec), R_pad), shard)
-    settings = RunSettings(**{k: _to_global(v, shard) for k, v in sa.items()})
+    settings = RunSettings.of({k: _to_global(v, shard) for k, v in sa.items()})
     args = [keys, settings]
     in_axes = [0, 0]
     for x in (tasks, params0):

@@ -24,26 +24,25 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from scbjax.optim import registry
-from scbjax.util.errors import ConfigError, is_finite, is_int, require
-from scbjax.sim.train import TrainConfig
+from scbjax.util.errors import ConfigError, is_int, require
+from scbjax.sim.config import PER_RUN, Phase, TrainConfig
+from scbjax.util import fields
 
 FORMAT = 2  # bump when the meaning of a spec's hash or its saved arrays changes
 LabelValue = str | int | float | bool
-SETTINGS = ("lr_V", "lr_A", "lam", "batch")  # per-phase traced settings
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One run: ``seed`` (and ``fold``) choose its key; per-phase settings (None: the
-    config's); ``dataset`` > 0 trains on that many samples drawn once; ``labels`` name it."""
+    """One run: ``seed`` (and ``fold``) choose its key; ``settings`` holds (name, values) for
+    the per-run ``Phase`` fields it sets (one value: every phase; else one per phase; a field
+    left out keeps the config's); ``dataset`` > 0 trains on that many samples drawn once;
+    ``labels`` name it."""
 
     seed: int
     labels: tuple[tuple[str, LabelValue], ...] = ()
-    lr_V: tuple[float, ...] | None = None
-    lr_A: tuple[float, ...] | None = None
-    lam: tuple[float, ...] | None = None
-    batch: tuple[int, ...] | None = None
+    settings: tuple[tuple[str, tuple], ...] = ()
     dataset: int = 0
     fold: tuple[int, ...] = ()
 
@@ -51,22 +50,28 @@ class Run:
     def label_dict(self) -> dict[str, LabelValue]:
         return dict(self.labels)
 
+    def setting(self, name: str) -> tuple | None:
+        """The values this run sets for per-run field ``name`` (None: the config's)."""
+        return dict(self.settings).get(name)
 
-def run(seed: int, labels: Mapping[str, LabelValue] | None = None, *, lr=None, lr_V=None,
-        lr_A=None, lam=None, batch=None, dataset: int = 0, fold: Sequence[int] = ()) -> Run:
-    """A ``Run``; each setting is a number (every phase) or a sequence (one per phase);
-    ``lr`` sets lr_V and lr_A."""
+
+def run(seed: int, labels: Mapping[str, LabelValue] | None = None, *, lr=None, dataset: int = 0,
+        fold: Sequence[int] = (), **settings) -> Run:
+    """A ``Run``; each keyword of ``settings`` is a per-run ``Phase`` field (``PER_RUN``: batch,
+    lr_V, lr_A, lam), given as a number (every phase) or a sequence (one per phase); ``lr``
+    sets lr_V and lr_A."""
     if lr is not None:
-        require(lr_V is None and lr_A is None, "lr", "give lr or lr_V/lr_A, not both")
-        lr_V = lr_A = lr
+        require(settings.get("lr_V") is None and settings.get("lr_A") is None, "lr",
+                "give lr or lr_V/lr_A, not both")
+        settings = {**settings, "lr_V": lr, "lr_A": lr}
+    for k in settings:
+        require(k in PER_RUN, k, f"not a per-run setting (known: lr, {', '.join(PER_RUN)})")
 
     def per_phase(x):
-        if x is None:
-            return None
         return tuple(x) if isinstance(x, (list, tuple, np.ndarray)) else (x,)
 
-    return Run(seed=seed, labels=tuple(sorted((labels or {}).items())), lr_V=per_phase(lr_V),
-               lr_A=per_phase(lr_A), lam=per_phase(lam), batch=per_phase(batch),
+    st = tuple((k, per_phase(settings[k])) for k in PER_RUN if settings.get(k) is not None)
+    return Run(seed=seed, labels=tuple(sorted((labels or {}).items())), settings=st,
                dataset=dataset, fold=tuple(fold))
 
 
@@ -107,21 +112,15 @@ class RunSpec:
             require(names is None or keys == names, f + "labels",
                     f"every run needs the same label names: {names} vs {keys}")
             names = keys
-            for s in SETTINGS:
-                v = getattr(r, s)
-                if v is None:
-                    continue
-                require(len(v) in (1, P), f + s,
-                        f"want 1 value (every phase) or {P} (one per phase), got {len(v)}")
+            require(isinstance(r.settings, tuple), f + "settings", "must be a tuple of "
+                    "(name, values) pairs")
+            for name, v in r.settings:
+                require(name in PER_RUN, f + name, f"not a per-run setting (known: "
+                        f"{', '.join(PER_RUN)})")
+                require(isinstance(v, tuple) and len(v) in (1, P), f + name,
+                        f"want 1 value (every phase) or {P} (one per phase), got {v!r}")
                 for x in v:
-                    if s == "batch":
-                        require(is_int(x) and x >= 1, f + s, f"must be an integer >= 1, got {x!r}")
-                    elif s == "lam":
-                        require(is_finite(x) and x >= 0 and _f32(x), f + s,
-                                f"must be a finite float32 number >= 0, got {x!r}")
-                    else:
-                        require(is_finite(x) and x > 0 and _f32(x), f + s,
-                                f"must be a finite float32 number > 0, got {x!r}")
+                    fields.check_bound(Phase, name, x, f + name)
             require(is_int(r.dataset) and r.dataset >= 0, f + "dataset",
                     f"must be an integer >= 0 (0: online), got {r.dataset!r}")
             if r.dataset > 0:
@@ -137,16 +136,16 @@ class RunSpec:
         return self
 
     def _setting(self, r: Run, name: str) -> tuple:
-        v = getattr(r, name)
+        v = r.setting(name)
         if v is None:
-            return tuple(getattr(p, name) for p in self.config.phases)
+            return self.config.per_phase(name)
         return v * len(self.config.phases) if len(v) == 1 else v
 
     def settings(self) -> dict[str, np.ndarray]:
-        """Per-run traced settings: lr_V, lr_A, lam [R, phases] float32, batch [R, phases]
-        int32, dataset [R] int32."""
+        """Per-run traced settings: each per-run Phase field [R, phases] (batch int32, the
+        others float32), dataset [R] int32."""
         out = {s: np.asarray([self._setting(r, s) for r in self.runs],
-                             np.int32 if s == "batch" else np.float32) for s in SETTINGS}
+                             np.int32 if s == "batch" else np.float32) for s in PER_RUN}
         out["dataset"] = np.asarray([r.dataset for r in self.runs], np.int32)
         return out
 
@@ -186,13 +185,6 @@ class RunSpec:
         if code:  # a user optimizer: its code is part of what the numbers depend on
             d["optimizer_code"] = code
         return digest_json(d)
-
-
-def _f32(x) -> bool:
-    """x survives a cast to float32 (no overflow to inf, no underflow of a nonzero to 0)."""
-    a = abs(float(x))
-    f32 = np.finfo(np.float32)
-    return a == 0 or (float(f32.tiny) <= a <= float(f32.max))
 
 
 def _jsonable(v):

@@ -1,9 +1,11 @@
 """Optimizers by name: the built-ins and a user's own, registered with ``register_optimizer``.
 
 A factory takes the run's ``TrainConfig`` and returns an optax ``GradientTransformationExtraArgs``,
-built once per run. Its ``update(grads, state, params, **extra)`` receives the step's ``lr_V``,
-``lr_A``, ``lam`` (its phase's traced values), ``freeze`` (its phase's flag) and ``mu`` (the
-task's stationary distribution) as extra arguments, and returns updates that are added to the
+built once per run. Its ``update(grads, state, params, **extra)`` receives, as extra arguments,
+the step's value of every float per-run ``Phase`` field (``lr_V``, ``lr_A``, ``lam``:
+``scbjax.sim.config.HPARAMS``; a new such field reaches every optimizer under its name),
+``freeze`` (its phase's flag), ``mu`` (the task's stationary distribution) and
+``token_counts`` (the batch's token counts), and returns updates that are added to the
 parameters, as in optax. A user factory's name and a digest of its code (its source file, or its
 code object where it has none) enter the configuration hash of every run that uses it
 (``RunSpec.key``): results computed with other code are never reused.

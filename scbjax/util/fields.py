@@ -221,20 +221,53 @@ def to_dict(obj) -> Any:
     return obj
 
 
-def field(default=dataclasses.MISSING, help: str = "", choices=None, **kw):
-    """A dataclass field with its default and its help text (read by ``help_of``);
-    ``choices``, a function returning the allowed values of a ``str`` field, becomes the CLI
-    option's choices (read when the parser is built)."""
-    meta = {"help": help} if choices is None else {"help": help, "choices": choices}
+def field(default=dataclasses.MISSING, help: str = "", choices=None, *, per_run: bool = False,
+          bound: tuple[str, float] | None = None, **kw):
+    """A dataclass field with its default and its help text (read by ``help_of``).
+
+    ``choices``: a function returning the allowed values of a ``str`` field (the CLI option's
+    choices, read when the parser is built). ``per_run``: the value may differ between the runs
+    of one compiled group (a traced setting: ``per_run_fields``). ``bound``: (">" | ">=", x),
+    the range checked by ``check_bound`` wherever a value of the field enters (config, run,
+    sweep axis)."""
+    meta: dict[str, Any] = {"help": help, "per_run": per_run}
+    if choices is not None:
+        meta["choices"] = choices
+    if bound is not None:
+        meta["bound"] = bound
     return dataclasses.field(default=default, metadata=meta, **kw)
+
+
+def per_run_fields(cls) -> tuple[str, ...]:
+    """The fields of ``cls`` marked ``per_run``, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("per_run"))
+
+
+def _field(cls, name: str) -> dataclasses.Field:
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return f
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def check_bound(cls, name: str, value, where: str) -> None:
+    """Type-check ``value`` as field ``name`` of ``cls`` (``check_value``), then its ``bound``;
+    ConfigError(where) says what is wanted: "must be an integer >= 1, got 0"."""
+    tp = hints(cls)[name]
+    check_value(value, tp, where)
+    bound = _field(cls, name).metadata.get("bound")
+    if bound is None:
+        return
+    op, x = bound
+    ok = value > x if op == ">" else value >= x
+    if not ok:
+        what = "an integer" if tp is int else "a finite number"
+        raise ConfigError(where, f"must be {what} {op} {x:g}, got {value!r}")
 
 
 def help_of(cls, name: str) -> str:
     """The ``metadata["help"]`` text of field ``name`` of ``cls`` ("" if none)."""
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f.metadata.get("help", "")
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
+    return _field(cls, name).metadata.get("help", "")
 
 
 # --- argparse --------------------------------------------------------------------------------

@@ -1,0 +1,247 @@
+"""One run as an explicit state advanced a chunk of log intervals at a time (``make_stepper``).
+
+``init`` builds the ``TrainState`` of a run's key (task, init and data streams:
+``scbjax.core.keys``), ``step`` is one optimizer step and ``advance`` runs whole log intervals
+with ``lax.scan``; the executor checkpoints between calls. Traced per-run settings
+(``RunSettings``: every per-run ``Phase`` field, per phase, and the fixed-dataset size) let
+runs of different batch sizes, learning rates and lambdas share one compiled call (padding and
+a mask for the batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from scbjax.core import keys
+from scbjax.core.losses import GRADS, loss_and_grad, population_loss
+from scbjax.core.metrics import measure
+from scbjax.core.model import Params, random_params, uniform_params
+from scbjax.core.sampler import Batch, fold_in, sample, task_cdfs, token_counts
+from scbjax.core.task import Task, make_task
+from scbjax.optim import registry
+from scbjax.sim.config import HPARAMS, PER_RUN, TrainConfig
+from scbjax.sim.data import epoch_batch
+from scbjax.util.errors import is_int, require
+
+Array = jax.Array
+METRICS = ("dist_V", "dist_A", "rel_dist_V", "rel_dist_A", "corr_V", "corr_A", "excess_loss",
+           "support_rate", "off_support_mass", "off_support_dist", "zeros_A",
+           "batch_loss")
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Traced per-run settings (vmappable): ``phase[name]`` [n_phases] for every per-run
+    ``Phase`` field (``PER_RUN``; ``batch`` int32, at most the padded batch the step is compiled
+    for, the others float32), and the fixed-dataset size ``dataset`` (scalar int32; used only by
+    a stepper built with ``max_dataset > 0``). ``settings.lr_V`` reads ``phase["lr_V"]``."""
+
+    phase: dict
+    dataset: Array
+
+    def __getattr__(self, name: str):
+        if name in PER_RUN:
+            return self.phase[name]
+        raise AttributeError(name)
+
+    @classmethod
+    def of(cls, values: dict) -> RunSettings:
+        """From a flat dict: one entry per ``PER_RUN`` name, plus ``dataset``."""
+        require(set(values) == set(PER_RUN) | {"dataset"}, "settings",
+                f"want {', '.join(PER_RUN)} and dataset, got {', '.join(sorted(values))}")
+        return cls(phase={n: values[n] for n in PER_RUN}, dataset=values["dataset"])
+
+    def replace(self, **phase) -> RunSettings:
+        """These settings with some per-run fields replaced."""
+        return RunSettings(phase={**self.phase, **phase}, dataset=self.dataset)
+
+
+def default_settings(config: TrainConfig, dataset: int = 0) -> RunSettings:
+    """The config's value of every per-run field, per phase."""
+    phase = {n: jnp.asarray(config.per_phase(n), jnp.int32 if n == "batch" else jnp.float32)
+             for n in PER_RUN}
+    return RunSettings(phase=phase, dataset=jnp.asarray(dataset, jnp.int32))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+    """Everything a run needs to continue: ``advance`` is a pure function of it."""
+
+    params: Params
+    opt_state: object
+    diverged_step: Array
+    task: Task
+    k_data: Array
+    settings: RunSettings
+    data: Batch | None  # the fixed dataset (max_dataset rows), None when online
+
+
+def log_schedule(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, samples) at the log points: 0, every ``log_every`` steps, and each phase end."""
+    steps, samples = [0], [0]
+    s, n = 0, 0
+    for ph in config.phases:
+        k = config.log_every
+        for c in [k] * (ph.steps // k) + ([ph.steps % k] if ph.steps % k else []):
+            s += c
+            n += c * ph.batch
+            steps.append(s)
+            samples.append(n)
+    return np.asarray(steps, np.int64), np.asarray(samples, np.int64)
+
+
+def intervals(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, length, phase) of each log interval: the steps between consecutive log points."""
+    steps, _ = log_schedule(config)
+    ends = np.cumsum([p.steps for p in config.phases])
+    start, length = steps[:-1], np.diff(steps)
+    phase = np.searchsorted(ends, start, side="right")
+    return start, length, phase
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
+    """The run's optax chain (``registry.factory(config.optimizer)(config)``), built once; each
+    update injects the step's value of every ``HPARAMS`` field, ``freeze`` (its phase's flag),
+    the task's ``mu`` and the batch's ``token_counts`` as extra arguments."""
+    return registry.factory(config.optimizer)(config)
+
+
+def init_params(config: TrainConfig, key: Array) -> Params:
+    N, T = config.task.N, config.task.T
+    if config.init == "uniform":
+        return uniform_params(N, T, config.model)
+    return random_params(key, N, T, config.init_scale, config.model)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stepper:
+    """``init(key, settings=None, task=None, params0=None) -> TrainState`` and
+    ``advance(state, starts_C, lengths_C, max_batch, masked) -> (state, metrics [C])``: run C log
+    intervals (interval c: ``lengths_C[c]`` steps from step ``starts_C[c]``; length 0 is a no-op
+    whose metrics are to be discarded). ``max_batch`` (static) is the padded batch of the
+    phase the intervals lie in; ``masked`` (static) turns the per-run batch mask on.
+    ``step(state, t, max_batch, masked) -> (state, loss)`` is one optimizer step."""
+
+    config: TrainConfig
+    max_dataset: int
+    init: Callable
+    advance: Callable
+    step: Callable
+
+
+def all_finite(params: Params) -> Array:
+    """Whether every entry of V and A is finite, from one sum of all entries: a NaN or an
+    infinite entry makes the sum NaN or infinite. A sum that overflows float32 (entries near
+    3e38 / (N^2 + T N)) counts as non-finite too: a run there has diverged. One reduction, fused
+    into the step (cheaper than an elementwise check: benchmarks/BENCHMARKS.md)."""
+    return jnp.isfinite(jnp.sum(params.V) + jnp.sum(params.A))
+
+
+def make_stepper(config: TrainConfig, max_dataset: int = 0,
+                 on_log: Callable[[Array], None] | None = None, grad: str = "closed") -> Stepper:
+    """The run of ``make_train`` as ``init`` + ``advance`` (see ``Stepper``), for chunked,
+    checkpointed execution with traced batch sizes (padding + mask) and a fixed-dataset mode.
+
+    With the batch of every phase equal to its padded size and ``max_dataset = 0``, the steps
+    are those of ``make_train`` (same keys: the batch of step t comes from
+    ``fold_in(data_key, t)``). A padded batch draws ``max_batch`` samples whose first ``b``
+    are exactly the ``b`` an unpadded run draws (threefry counters are positional), and masks
+    the rest out of the loss and the token counts. Fixed-dataset mode (``max_dataset = n_max``):
+    ``settings.dataset = n`` samples drawn once from ``fold_in(data_key, DATASET_FOLD)``
+    (the first n of n_max), visited in a fresh random order each epoch (``sim.data``).
+    ``on_log(step)`` is called (``jax.debug.callback``) at the end of each log interval.
+    ``grad``: ``losses.GRADS``: "closed" (closed-form gradient of the linear model, its sums
+    over tokens as scatter-adds), "closed_dense" (as one-hot sums), or "autodiff" (the
+    reference).
+    """
+    config = config.validate()
+    require(grad in GRADS, "grad", f"must be one of {GRADS}, got {grad!r}")
+    require(is_int(max_dataset) and max_dataset >= 0, "dataset",
+            f"must be an integer >= 0, got {max_dataset!r}")
+    N, T = config.task.N, config.task.T
+    model, lossname = config.model, config.loss
+    phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1].astype(np.int32)
+    freeze_P = np.asarray(config.per_phase("freeze"))
+    opt = make_optimizer(config)
+
+    def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
+             params0: Params | None = None) -> TrainState:
+        st = default_settings(config) if settings is None else settings
+        k_task, k_init, k_data = keys.streams(key)
+        if task is None:
+            task = make_task(k_task, config.task)
+        params = init_params(config, k_init) if params0 is None else params0
+        data = None
+        if max_dataset > 0:
+            data = sample(jax.random.fold_in(k_data, keys.DATASET_FOLD), task, max_dataset)
+        return TrainState(params=params, opt_state=opt.init(params),
+                          diverged_step=jnp.asarray(-1, jnp.int32), task=task, k_data=k_data,
+                          settings=st, data=data)
+
+    def get_batch(state: TrainState, step: Array, B: int, b: Array, cdfs=None):
+        if max_dataset == 0:
+            return sample(fold_in(state.k_data, step), state.task, B, cdfs)
+        return epoch_batch(state.data, state.k_data, step, b, state.settings.dataset, B)
+
+    def step(state: TrainState, t: Array, max_batch: int, masked: bool, cdfs=None):
+        """One optimizer step at step index t: (new state, batch loss). ``cdfs``: the task's
+        sampling CDFs, if computed outside a loop of steps."""
+        task, st = state.task, state.settings
+        params, opt_state, div = state.params, state.opt_state, state.diverged_step
+        p = jnp.sum(t >= phase_starts).astype(jnp.int32) if len(phase_starts) else 0
+        b = st.phase["batch"][p]
+        mask = (jnp.arange(max_batch) < b) if masked else None
+        if config.population:
+            loss, g = jax.value_and_grad(population_loss)(params, task, model)
+            counts = task.mu * (b * (T + 1)).astype(jnp.float32)
+        else:
+            batch = get_batch(state, t, max_batch, b, cdfs)
+            loss, g = loss_and_grad(params, batch, mask, model, lossname, grad)
+            counts = token_counts(batch, N, mask)
+        hp = {n: st.phase[n][p] for n in HPARAMS}
+        upd, opt_state = opt.update(g, opt_state, params, token_counts=counts, mu=task.mu,
+                                    freeze=jnp.asarray(freeze_P)[p], **hp)
+        params = optax.apply_updates(params, upd)
+        ok = all_finite(params)
+        div = jnp.where((div < 0) & ~ok, t + 1, div)
+        new = dataclasses.replace(state, params=params, opt_state=opt_state, diverged_step=div)
+        return new, loss
+
+    def advance(state: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
+                masked: bool):
+        cdfs = task_cdfs(state.task)  # loop-invariant: once per call, not per step
+
+        def one_step(t, carry):
+            state, loss_sum = carry
+            state, loss = step(state, t, max_batch, masked, cdfs)
+            return state, loss_sum + loss
+
+        def interval(state, x):
+            start, length = x
+            zero = jnp.zeros((), jnp.float32)
+            state, loss_sum = jax.lax.fori_loop(start, start + length, one_step, (state, zero))
+            if on_log is not None:
+                jax.debug.callback(on_log, start + length)
+            m = measure(state.params, state.task, model)
+            m["batch_loss"] = loss_sum / length.astype(jnp.float32)
+            return state, m
+
+        xs = (jnp.asarray(starts_C, jnp.int32), jnp.asarray(lengths_C, jnp.int32))
+        return jax.lax.scan(interval, state, xs)
+
+    return Stepper(config=config, max_dataset=max_dataset, init=init, advance=advance, step=step)
+
+
+def initial_metrics(stepper: Stepper, state: TrainState) -> dict:
+    """Metrics at step 0 (``batch_loss`` nan), as logged first by ``make_train``."""
+    m = measure(state.params, state.task, stepper.config.model)
+    m["batch_loss"] = jnp.asarray(jnp.nan, jnp.float32)
+    return m
