@@ -25,7 +25,7 @@ from scbjax.core import keys
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import atomic_write as _atomic_write
 from scbjax.engine.resources import check_fits
-from scbjax.engine.meta import config_to_dict, git_commit, versions
+from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
 from scbjax.engine.spec import FORMAT, RunSpec, digest_arrays
 from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, load_npz, load_runs
 from scbjax.sim.train import (METRICS, RunSettings, initial_metrics, intervals, log_schedule,
@@ -255,7 +255,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
             "runs": len(spec.runs),
             "timings": {"compile_s": compile_s, "run_s": run_s,
                         "sample_steps_per_s": samples_done / max(run_s, 1e-9)},
-            "devices": [str(d) for d in jax.devices()], "versions": versions(),
+            "devices": devices(), "versions": versions(),
             "git_commit": git_commit()}
     if jax.process_index() == 0:
         _atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays))
