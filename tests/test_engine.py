@@ -8,7 +8,8 @@ import pytest
 
 import scbjax as s
 from scbjax.engine import checkpoint
-from scbjax.app.cli import build_parser, config_from_args, main
+from scbjax.app.cli import build_parser, main
+from scbjax.app.commands import config_from_args
 from scbjax.util.errors import ConfigError
 from scbjax.engine.executor import Log, run_spec
 from scbjax.engine.spec import FORMAT, RunSpec, grid, run

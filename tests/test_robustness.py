@@ -729,7 +729,8 @@ def test_booleans_and_integers_are_not_coerced_in_specs(field, value):
 def test_cli_numbers_that_do_not_survive_float32_are_refused(x, flag):
     """(10) --lr 1e-50 was stored as 0 while run.json said 1e-50, --lr 1e39 became inf (the
     CLI walk checks the printed line)."""
-    from scbjax.app.cli import build_parser, config_from_args
+    from scbjax.app.cli import build_parser
+    from scbjax.app.commands import config_from_args
 
     a = build_parser().parse_args(["train", flag, repr(x)])
     e = error_of(lambda: config_from_args(a))
@@ -743,7 +744,8 @@ def test_cli_numbers_that_do_not_survive_float32_are_refused(x, flag):
 @given(offset=st.integers(0, 2**40), seeds=st.integers(1, 300))
 def test_seeds_at_or_beyond_2_pow_32_are_refused(offset, seeds):
     """(7) --seed-offset 4294967296 trained seed 0 and recorded 4294967296."""
-    from scbjax.app.cli import build_parser, cmd_train
+    from scbjax.app.cli import build_parser
+    from scbjax.app.commands import cmd_train
 
     a = build_parser().parse_args(["train", "--seed-offset", str(offset), "--seeds", str(seeds),
                                    "--out", "/nonexistent/never"])
@@ -1074,7 +1076,8 @@ def test_ctrl_c_stops_train_with_one_line_and_the_checkpoint_intact(tmp_path):
     assert 0 < step < 200000 and int(z["next_interval"]) * 100 == step
     assert not (out / "results.npz").exists()
     # the checkpoint is the one the same command resumes from: its spec's hash
-    from scbjax.app.cli import build_parser, config_from_args
+    from scbjax.app.cli import build_parser
+    from scbjax.app.commands import config_from_args
     from scbjax.engine.spec import RunSpec, grid
 
     cfg = config_from_args(build_parser().parse_args(cmd))
