@@ -7,7 +7,6 @@ import argparse
 import dataclasses
 import json
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +22,12 @@ from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR
 from scbjax.sim.train import Phase, TrainConfig
 from scbjax.util import fields
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import check_dir, load_json, load_npz, read_text
+from scbjax.util.fileio import check_dir, load_json, load_npz, read_table
 
 
 def load_config_file(path: Path):
     """A ``TrainConfig`` from a TOML/JSON file: its fields at the top level, or under [base]."""
-    text = read_text(path, "--config")
-    try:
-        d = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        kind = "JSON" if path.suffix == ".json" else "TOML"
-        raise ConfigError("--config", f"{path}: not valid {kind} ({e})") from None
+    d = read_table(path, "--config")
     if isinstance(d, dict) and "base" in d:
         return fields.from_dict(TrainConfig, d["base"], "base")
     return fields.from_dict(TrainConfig, d, "")
