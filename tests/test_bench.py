@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from scbjax.app.bench import fit_cost, flops_per_sample_step
+from scbjax.app.bench import flops_per_sample_step
+from scbjax.app.bench_grid import fit_cost
 from scbjax.app.cli import main
 
 

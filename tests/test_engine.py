@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import scbjax as s
-from scbjax.engine import executor
-from scbjax.app.cli import build_parser, config_from_args, main
+from scbjax.engine import checkpoint
+from scbjax.app.cli import build_parser, main
+from scbjax.app.commands import config_from_args
 from scbjax.util.errors import ConfigError
 from scbjax.engine.executor import Log, run_spec
 from scbjax.engine.spec import FORMAT, RunSpec, grid, run
@@ -95,7 +96,7 @@ def test_resume_from_a_checkpoint_equals_straight_through(tmp_path, monkeypatch)
     spec = RunSpec(CFG, grid(range(2)), chunk_steps=5)
     ref = run_spec("x", spec, tmp_path / "ref", log=QUIET)
     calls = {"n": 0}
-    real = executor._save_checkpoint
+    real = checkpoint.save
 
     def save_then_stop(*a, **k):
         real(*a, **k)
@@ -103,10 +104,10 @@ def test_resume_from_a_checkpoint_equals_straight_through(tmp_path, monkeypatch)
         if calls["n"] == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(executor, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(checkpoint, "save", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         run_spec("x", spec, tmp_path / "x", log=QUIET)
-    monkeypatch.setattr(executor, "_save_checkpoint", real)
+    monkeypatch.setattr(checkpoint, "save", real)
     assert (tmp_path / "x" / "checkpoint.npz").exists()
     r = run_spec("x", spec, tmp_path / "x", log=QUIET)
     for k in ref.arrays:

@@ -21,6 +21,7 @@ affine projections, lambda = 1e-3), uniform start. Measured, in one process:
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import resource
 import time
@@ -29,7 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scbjax.core.task import TaskConfig
+from scbjax.core import sampler
+from scbjax.core.losses import loss_and_grad
+from scbjax.core.model import uniform_params
+from scbjax.core.task import TaskConfig, make_task
+from scbjax.engine.meta import devices, versions
 from scbjax.sim.train import Phase, TrainConfig, make_stepper, seed_keys
 
 
@@ -62,24 +67,11 @@ def flops_per_sample_step(N: int, T: int, B: int) -> float:
 
 
 def matmul_flops_per_s(n: int = 512, repeats: int = 5) -> float:
+    """This machine's matrix-multiply rate: an n x n float32 product, best of ``repeats``."""
     a = jnp.ones((n, n), jnp.float32)
     f = jax.jit(lambda x: x @ x)
     jax.block_until_ready(f(a))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(a))
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
-
-
-def _best(f, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f())
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return 2 * n**3 / best_interleaved({"matmul": lambda: f(a)}, repeats)["matmul"]
 
 
 def best_interleaved(calls: dict, repeats: int) -> dict:
@@ -98,8 +90,6 @@ def rng_call(keys, steps: int, B: int, T: int, fused: bool = False):
     """Compiled, warmed-up call that draws only the sampler's uniforms for all seeds and
     steps, by ``jax.random`` (the floor) or, ``fused``, by the step's own ``sampler.uniform``
     (the same numbers)."""
-    from scbjax.core import sampler
-
     fold, unif = ((sampler.fold_in, sampler.uniform) if fused
                   else (jax.random.fold_in, jax.random.uniform))
 
@@ -148,11 +138,6 @@ def breakdown(b: BenchConfig, S: int) -> dict[str, float]:
     addition), the whole sampler, the batch loss, its gradient (``losses.loss_and_grad``, the
     closed form) and the full ppd step (the bench's ``advance``). Differences of 1/rate are the
     pieces' cost."""
-    from scbjax.core.losses import loss_and_grad
-    from scbjax.core.model import uniform_params
-    from scbjax.core.sampler import fold_in, sample, task_cdfs, uniform
-    from scbjax.core.task import make_task
-
     cfg = train_config(b)
     B, T = b.batch, b.T
     params = uniform_params(b.N, T)
@@ -163,16 +148,16 @@ def breakdown(b: BenchConfig, S: int) -> dict[str, float]:
 
     def level(kind: str):
         def one(k_data, task):  # the task is drawn outside: only the steps are timed
-            cdfs = task_cdfs(task)
+            cdfs = sampler.task_cdfs(task)
 
             def body(t, acc):
                 if kind == "uniforms":
                     k = jax.random.fold_in(k_data, t)
                     return acc + jax.random.uniform(k, (B, T + 3)).sum()
-                k = fold_in(k_data, t)
+                k = sampler.fold_in(k_data, t)
                 if kind == "fused rng":
-                    return acc + uniform(k, (B, T + 3)).sum()
-                batch = sample(k, task, B, cdfs)
+                    return acc + sampler.uniform(k, (B, T + 3)).sum()
+                batch = sampler.sample(k, task, B, cdfs)
                 if kind == "sampler":
                     return acc + (batch.tokens.sum() + batch.query.sum()
                                   + batch.target.sum()).astype(jnp.float32)
@@ -269,8 +254,6 @@ def run_bench(b: BenchConfig) -> dict:
         rows.append(r)
     loop = per_seed_loop(b)
     last = rows[-1]
-    from scbjax.engine.meta import versions
-
     return {
         "config": {**dataclasses.asdict(b), "method": "ppd", "lam": 1e-3, "lr": 0.01},
         "form": _form(b.grad),
@@ -290,8 +273,7 @@ def run_bench(b: BenchConfig) -> dict:
         "matmul_flops_per_s": rate,
         "flops_per_sample_step": fps,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "machine": {"cpu": cpu_model(), "cores": _cores(), "devices": [str(d) for d in
-                                                                      jax.devices()]},
+        "machine": machine(),
         "device": device_info(),
         "versions": versions(),
     }
@@ -313,12 +295,15 @@ def device_info() -> dict:
 
 
 def _cores() -> int:
-    import os
-
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         return os.cpu_count() or 1
+
+
+def machine() -> dict:
+    """The CPU model, the cores this process may use and JAX's devices."""
+    return {"cpu": cpu_model(), "cores": _cores(), "devices": devices()}
 
 
 def format_bench(r: dict) -> str:
@@ -351,199 +336,3 @@ def format_bench(r: dict) -> str:
                     f"{mem.get('bytes_limit', 0) / 2**30:.1f} GiB"
                     if "peak_bytes_in_use" in mem else ""))
     return "\n".join(lines)
-
-
-# --- How cost grows: the grid over N, T and seeds ---------------------------------------------
-
-GRID_N = (8, 16, 32, 64)
-GRID_T = (16, 64, 256, 1024)
-GRID_SEEDS = (1, 8, 64, 256, 1024)
-GRID_SEEDS_ACCEL = (1, 8, 64, 256, 1024, 4096, 16384)  # default on a GPU / TPU
-COST_TERMS = ("1", "T", "T N", "N^2")
-
-
-@dataclasses.dataclass(frozen=True)
-class GridConfig:
-    Ns: tuple[int, ...] = GRID_N
-    Ts: tuple[int, ...] = GRID_T
-    seeds: tuple[int, ...] = GRID_SEEDS
-    Q: int = 2
-    batch: int = 8
-    steps: int = 50
-    repeats: int = 3
-    grad: str = "closed"
-
-
-def default_grid_seeds() -> tuple[int, ...]:
-    return GRID_SEEDS if jax.devices()[0].platform == "cpu" else GRID_SEEDS_ACCEL
-
-
-def run_grid(g: GridConfig, progress=None) -> dict:
-    """Throughput, floor and ratio at every (N, T, seeds) of the grid (the bench's ``vmapped``
-    and floor, ``g.steps`` steps per timed call), and the fitted cost per sample-step."""
-    from scbjax.engine.meta import versions
-
-    rate = matmul_flops_per_s()
-    rows = []
-    for N in g.Ns:
-        for T in g.Ts:
-            for S in g.seeds:
-                b = BenchConfig(N=N, T=T, Q=min(g.Q, T), batch=g.batch, steps=g.steps,
-                                seeds=(S,), repeats=g.repeats, grad=g.grad)
-                work = S * g.steps * g.batch
-                step, compile_s, mem_bytes = vmapped_call(b, S)
-                best = best_interleaved(
-                    {"step": step, "rng": rng_call(seed_keys(range(S)), g.steps, g.batch, T)},
-                    g.repeats)
-                floor = work / (best["rng"] + work * flops_per_sample_step(N, T, g.batch)
-                                / rate)
-                rows.append({"N": N, "T": T, "seeds": S, "samples_per_s": work / best["step"],
-                             "floor_samples_per_s": floor,
-                             "ratio_to_floor": work / best["step"] / floor,
-                             "compile_s": compile_s, "xla_bytes": mem_bytes})
-                if progress is not None:
-                    progress(rows[-1])
-    return {"config": dataclasses.asdict(g), "rows": rows, "fit": fit_cost(rows),
-            "matmul_flops_per_s": rate,
-            "machine": {"cpu": cpu_model(), "cores": _cores(),
-                        "devices": [str(d) for d in jax.devices()]},
-            "device": device_info(), "versions": versions()}
-
-
-def fit_cost(rows: list[dict]) -> dict:
-    """Least squares, per seed count, of the seconds per sample-step against
-    c_1 + c_T T + c_TN T N + c_N2 N^2 (the RNG and the gather / scatter grow with T, the
-    inverse-CDF draw of the tokens with T N, the dense products with N^2). Coefficients in ns;
-    ``r2`` the fraction of variance explained; needs 4 distinct (N, T) at that seed count."""
-    out = {}
-    for S in sorted({r["seeds"] for r in rows}):
-        sel = [r for r in rows if r["seeds"] == S]
-        if len({(r["N"], r["T"]) for r in sel}) < len(COST_TERMS):
-            continue
-        X = np.array([[1.0, r["T"], r["T"] * r["N"], r["N"] ** 2] for r in sel])
-        y = np.array([1e9 / r["samples_per_s"] for r in sel])
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        resid = y - X @ coef
-        r2 = 1.0 - float(resid @ resid) / max(float(((y - y.mean()) ** 2).sum()), 1e-30)
-        out[str(S)] = {"ns": dict(zip(COST_TERMS, map(float, coef))), "r2": r2}
-    return out
-
-
-def format_grid(r: dict) -> str:
-    """Markdown: one row per (N, T, seeds), then the fitted cost per sample-step."""
-    lines = ["| N | T | seeds | sample-steps/s | floor/s | ratio | ns per sample-step | "
-             "compile s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for x in r["rows"]:
-        lines.append(f"| {x['N']} | {x['T']} | {x['seeds']} | {x['samples_per_s']:.4g} | "
-                     f"{x['floor_samples_per_s']:.4g} | {x['ratio_to_floor']:.2f} | "
-                     f"{1e9 / x['samples_per_s']:.0f} | {x['compile_s']:.2f} |")
-    if r["fit"]:
-        lines += ["", "Fitted seconds per sample-step = c_1 + c_T T + c_TN T N + c_N2 N^2 "
-                  "(least squares over the (N, T) of each seed count; ns):", "",
-                  "| seeds | c_1 | c_T | c_TN | c_N2 | R^2 |", "|---:|---:|---:|---:|---:|---:|"]
-        for S, f in r["fit"].items():
-            c = f["ns"]
-            lines.append(f"| {S} | {c['1']:.1f} | {c['T']:.2f} | {c['T N']:.3f} | "
-                         f"{c['N^2']:.3f} | {f['r2']:.3f} |")
-    return "\n".join(lines)
-
-
-def plot_grid(r: dict, path) -> None:
-    """Sample-steps/s and the ratio to the floor against seeds, one line per (N, T)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    Ns = sorted({x["N"] for x in r["rows"]})
-    Ts = sorted({x["T"] for x in r["rows"]})
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(Ts)))
-    styles = ["-", "--", ":", "-."]
-    for i, N in enumerate(Ns):
-        for c, T in zip(colors, Ts):
-            pts = sorted((x["seeds"], x["samples_per_s"], x["ratio_to_floor"])
-                         for x in r["rows"] if x["N"] == N and x["T"] == T)
-            if not pts:
-                continue
-            S, rate, ratio = map(np.asarray, zip(*pts))
-            kw = dict(color=c, ls=styles[i % len(styles)], marker="o", ms=3)
-            ax1.plot(S, rate, label=f"N={N}, T={T}", **kw)
-            ax2.plot(S, ratio, **kw)
-    for ax in (ax1, ax2):
-        ax.set_xscale("log")
-        ax.set_xlabel("seeds (vmapped)")
-        ax.grid(True, which="both", alpha=0.3)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("sample-steps / s")
-    ax2.set_ylabel("ratio to the floor (jax.random uniforms)")
-    ax1.legend(fontsize=6, ncol=2)
-    dev = r["device"]
-    kind = dev["platform"] if dev["kind"] == dev["platform"] else f"{dev['platform']} {dev['kind']}"
-    fig.suptitle(f"scbjax bench --grid: B={r['config']['batch']}, {r['config']['steps']} steps "
-                 f"per call; {kind} ({r['machine']['cpu']}, {r['machine']['cores']} cores), "
-                 f"jax {r['versions']['jax']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def grid_markdown_section(r: dict, command: str, note: str = "") -> str:
-    """A section for benchmarks/BENCHMARKS.md: command, machine, versions, table, fit."""
-    import datetime
-
-    from scbjax.engine.meta import git_commit
-
-    v, dev = r["versions"], r["device"]
-    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-    commit = (git_commit() or "unknown")[:7]
-    head = [f"## Grid: `{command}` ({when})", "",
-            f"- Device: {dev['platform']} `{dev['kind']}` x{dev['count']}; CPU "
-            f"`{r['machine']['cpu']}`, {r['machine']['cores']} cores.",
-            f"- Python {v['python']}, jax {v['jax']}, jaxlib {v['jaxlib']}, optax {v['optax']}, "
-            f"numpy {v['numpy']}; scbjax at commit {commit}.",
-            f"- Canonical method (ppd, lambda 1e-3), Q = {r['config']['Q']}, "
-            f"B = {r['config']['batch']}, {r['config']['steps']} steps per timed call, best of "
-            f"{r['config']['repeats']}; floor as in the bench (jax.random uniforms + arithmetic "
-            f"at {r['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s)."]
-    if note:
-        head.append(f"- {note}")
-    return "\n".join(head + ["", format_grid(r), ""])
-
-
-def grid_command(Ns, Ts, seeds, Q: int = 2, batch: int = 8, steps: int = 50, repeats: int = 3,
-                 figure: str = "", markdown: str = "", note: str = "",
-                 as_json: bool = False, grad: str = "closed") -> int:
-    """``scbjax bench --grid``: run the grid (progress on stderr), draw ``figure``, append the
-    section to ``markdown`` (empty: skip either), print the table (or the JSON)."""
-    import json
-    import sys
-    from pathlib import Path
-
-    from scbjax.core.task import TaskConfig
-
-    for N in Ns:
-        for T in Ts:
-            TaskConfig(N=N, T=T, Q=min(Q, T)).validate()
-    g = GridConfig(Ns=tuple(Ns), Ts=tuple(Ts), seeds=tuple(seeds), Q=Q, batch=batch,
-                   steps=steps, repeats=repeats, grad=grad)
-
-    def progress(x):
-        print(f"N={x['N']} T={x['T']} seeds={x['seeds']}: {x['samples_per_s']:.4g} "
-              f"sample-steps/s, ratio to floor {x['ratio_to_floor']:.2f}", file=sys.stderr,
-              flush=True)
-
-    r = run_grid(g, progress)
-    if figure:
-        Path(figure).parent.mkdir(parents=True, exist_ok=True)
-        plot_grid(r, figure)
-        r["figure"] = str(figure)
-    if markdown:
-        command = (f"scbjax bench --grid --grid-N {','.join(map(str, Ns))} --grid-T "
-                   f"{','.join(map(str, Ts))} --grid-seeds {','.join(map(str, seeds))} "
-                   f"--grid-steps {steps}")
-        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
-        with open(markdown, "a") as f:
-            f.write("\n" + grid_markdown_section(r, command, note))
-    print(json.dumps(r) if as_json else format_grid(r))
-    return 0

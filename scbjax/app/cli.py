@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
-from scbjax.util.errors import ConfigError
+from scbjax import __version__
+from scbjax.app.commands import cmd_bench, cmd_plot, cmd_reproduce, cmd_sweep, cmd_train
+from scbjax.app.reproduce import STUDIES
 from scbjax.core.losses import GRADS
+from scbjax.core.task import TaskConfig
+from scbjax.engine import executor
+from scbjax.optim import registry
+from scbjax.sim.train import Phase, TrainConfig
+from scbjax.util import fields
+from scbjax.util.errors import ConfigError
 
 DESCRIPTION = """\
 scbjax: simulate training of a one-layer linear transformer on the Sparse Contextual Bigram
@@ -56,8 +62,6 @@ def _phase(text: str):
 def _with_defaults(group, cls, added: list[str], defaults: dict) -> None:
     """Show the dataclass default in each derived option's help (the parsed default stays
     None, so that only options given on the command line override --config)."""
-    from scbjax.util import fields
-
     for act in group._group_actions:
         name = act.dest
         if name in added:
@@ -76,8 +80,6 @@ def _plugin_arg(group) -> None:
 def load_plugins(argv: list[str]) -> None:
     """Import every ``--plugin FILE`` of ``argv`` (before the parser, whose --optimizer
     choices come from the registry)."""
-    from scbjax.optim import registry
-
     for i, a in enumerate(argv):
         if a == "--plugin" and i + 1 < len(argv):
             registry.load_plugin(argv[i + 1])
@@ -86,10 +88,6 @@ def load_plugins(argv: list[str]) -> None:
 
 
 def add_train_parser(sub) -> None:
-    from scbjax.util import fields
-    from scbjax.core.task import TaskConfig
-    from scbjax.sim.train import Phase, TrainConfig
-
     t = sub.add_parser("train", help="train many seeds of one configuration in one compiled call",
                        description="Train S seeds (task, init and data streams per seed) of one "
                        "configuration, vmapped in one compiled group; write results.npz and "
@@ -140,8 +138,6 @@ TASK_FIELDS = ("N", "T", "Q", "alpha", "mix", "q_weights", "beta")
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="scbjax", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    from scbjax import __version__
-
     p.add_argument("--version", action="version", version=f"scbjax {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -170,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the figures are written (default: OUT/figures; the README's "
                    "figures/ only when given explicitly, and never from --tiny)")
     r.add_argument("--only", action="append", default=None, metavar="STUDY",
-                   help="run only this study (repeatable); one of: " + ", ".join(_studies()))
+                   help="run only this study (repeatable); one of: " + ", ".join(STUDIES))
     r.add_argument("--plan", action="store_true",
                    help="print the plan (groups, runs, samples, estimated time from a short "
                    "calibration on this machine) and train nothing")
@@ -194,12 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_parser(sub)
     add_bench_parser(sub)
     return p
-
-
-def _studies() -> tuple[str, ...]:
-    from scbjax.app.reproduce import STUDIES
-
-    return STUDIES
 
 
 def add_sweep_parser(sub) -> None:
@@ -261,272 +251,6 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--grid-note", default="", help="grid: a note line for the Markdown section")
 
 
-def load_config_file(path: Path):
-    """A ``TrainConfig`` from a TOML/JSON file: its fields at the top level, or under [base]."""
-    import json
-    import tomllib
-
-    from scbjax.util import fields
-    from scbjax.util.fileio import read_text
-    from scbjax.sim.train import TrainConfig
-
-    text = read_text(path, "--config")
-    try:
-        d = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        kind = "JSON" if path.suffix == ".json" else "TOML"
-        raise ConfigError("--config", f"{path}: not valid {kind} ({e})") from None
-    if isinstance(d, dict) and "base" in d:
-        return fields.from_dict(TrainConfig, d["base"], "base")
-    return fields.from_dict(TrainConfig, d, "")
-
-
-def config_from_args(a: argparse.Namespace):
-    """The ``TrainConfig`` of ``scbjax train``: the defaults (or --config), then the options
-    given on the command line."""
-    from scbjax.util import fields
-    from scbjax.core.task import TaskConfig
-    from scbjax.sim.train import Phase, TrainConfig
-
-    base = load_config_file(a.config) if a.config is not None else TrainConfig()
-    task = dataclasses.replace(base.task, **fields.values_from_args(a, TaskConfig))
-    top = fields.values_from_args(a, TrainConfig, skip=("task", "phases"))
-    if a.projection is not None:
-        top.setdefault("projection_V", a.projection)
-        top.setdefault("projection_A", a.projection)
-    ph = fields.values_from_args(a, Phase)
-    if a.lr is not None:
-        if "lr_V" in ph or "lr_A" in ph:
-            raise ConfigError("lr", "give --lr or --lr-V/--lr-A, not both")
-        ph["lr_V"] = ph["lr_A"] = a.lr
-    if a.phase:
-        if ph:
-            raise ConfigError("phase", "give --phase or --steps/--batch/--lr*/--lam, not both")
-        phases = tuple(a.phase)
-    elif ph:
-        if len(base.phases) != 1:
-            raise ConfigError("phase", f"--config has {len(base.phases)} phases: set them "
-                              "with --phase, not --steps/--batch/--lr*/--lam")
-        phases = (dataclasses.replace(base.phases[0], **ph),)
-    else:
-        phases = base.phases
-    cfg = dataclasses.replace(base, task=task, phases=phases, **top)
-    return cfg.validate()
-
-
-def summary_table(runs) -> str:
-    """Final metrics over seeds: median [min, max]; diverged seeds listed with their step."""
-    from scbjax.core.metrics import stage1_length
-
-    div = runs["diverged_step"]
-    ok = div < 0
-    rows = [f"{'metric':<16} {'median':>11} {'min':>11} {'max':>11}   (final, over "
-            f"{int(ok.sum())}/{len(ok)} finite seeds)"]
-    for key in sorted(k for k in runs.arrays if k.startswith("metrics/")):
-        x = runs[key][ok, -1] if ok.any() else np.array([np.nan])
-        rows.append(f"{key[8:]:<16} {np.median(x):>11.4g} {np.min(x):>11.4g} {np.max(x):>11.4g}")
-    e = runs.metric("excess_loss")
-    rel = e[ok, -1] / e[ok, 0] if ok.any() else np.array([np.nan])
-    rows.append(f"{'excess/initial':<16} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
-                f"{np.max(rel):>11.4g}")
-    s1 = np.asarray([stage1_length(c, x) for c, x in zip(runs.metric("corr_V")[ok],
-                                                           runs.samples[ok])])
-    if s1.size:
-        reached = s1[~np.isnan(s1)]
-        med = np.median(reached) if reached.size else float("nan")
-        rows.append(f"{'stage1_samples':<16} {med:>11.4g}   (samples until corr_V >= 0.5: median "
-                    f"over the {reached.size}/{s1.size} seeds that got there)")
-    for i in np.flatnonzero(~ok):
-        rows.append(f"WARNING: seed {int(runs['seeds'][i])} diverged at step {int(div[i])} "
-                    "(non-finite parameters); excluded above")
-    return "\n".join(rows)
-
-
-def check_train_out(out: Path, key: str, overwrite: bool) -> None:
-    """Refuse an --out that is a file, unwritable, or holds other (or unidentifiable)
-    results, unless ``overwrite``: then the run replaces them when it finishes (nothing is
-    removed before). Results or a checkpoint of this very spec are kept (reused or resumed);
-    a damaged checkpoint is left to the executor (restarted from scratch, said so). Nothing
-    is created here."""
-    from scbjax.util.fileio import check_dir, load_json, load_npz
-    from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR
-
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} is not a directory")
-    held, why = None, ""
-    if (out / SIDECAR).exists() or (out / ARRAYS).exists():
-        try:
-            meta = load_json(out / SIDECAR)
-            held = str(meta["hash"]) if isinstance(meta, dict) and "hash" in meta else "?"
-            why = f"{out / SIDECAR}: not a scbjax result"
-        except ConfigError as e:
-            held, why = "?", str(e)
-    elif (out / CHECKPOINT).exists():
-        try:
-            held = str(load_npz(out / CHECKPOINT).get("hash", "?"))
-            why = f"{out / CHECKPOINT}: no hash"
-        except ConfigError:
-            held = None
-    if held is not None and held != key and not overwrite:
-        if held == "?":
-            raise ConfigError("--out", f"{why}: the results in {out} cannot be identified: "
-                              "choose another --out, or --overwrite to replace them")
-        raise ConfigError("--out", f"{out} holds other results (another configuration): "
-                          "choose another --out, or --overwrite to replace them")
-    check_dir(out, "--out")
-
-
-def cmd_train(a: argparse.Namespace) -> int:
-    from scbjax.engine.executor import Log, check_spec, run_spec
-    from scbjax.engine.spec import RunSpec, grid
-
-    cfg = config_from_args(a)
-    if a.seeds < 1:
-        raise ConfigError("seeds", f"must be >= 1, got {a.seeds}")
-    if not 0 <= a.seed_offset or a.seed_offset + a.seeds > 2**32:
-        raise ConfigError("seed_offset", f"seeds must lie in [0, 2^32): offset {a.seed_offset} "
-                          f"+ {a.seeds} seeds")
-    spec = RunSpec(cfg, grid(range(a.seed_offset, a.seed_offset + a.seeds)),
-                   chunk_steps=a.chunk_steps)
-    spec = check_spec(spec, fits_field="task.N")  # fields, memory estimate
-    check_train_out(a.out, spec.key(), a.overwrite)
-    runs = run_spec("train", spec, a.out, log=Log(a.quiet))
-    tm = runs.meta["timings"]
-    print(f"{len(runs)} seeds x {cfg.total_steps} steps in one compiled group: compile "
-          f"{tm['compile_s']:.1f}s, run {tm['run_s']:.1f}s "
-          f"({tm['sample_steps_per_s']:.3g} sample-steps/s)")
-    print(summary_table(runs))
-    print(f"results: {a.out / 'results.npz'}  sidecar: {a.out / 'run.json'}")
-    return 0
-
-
-def _log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _check_figures_dir(figures: Path) -> None:
-    from scbjax.util.fileio import check_dir
-
-    check_dir(figures, "--figures")
-
-
-def _plot_and_check(results: Path, figures: Path, only, mode: str | None = None) -> None:
-    from scbjax.app import reproduce
-
-    t0 = time.perf_counter()
-    paths = reproduce.plot_studies(results, figures, only, log=_log, mode=mode)
-    print(f"{len(paths)} figure files in {figures}/ ({time.perf_counter() - t0:.1f}s)")
-    claims = reproduce.check_claims(results, only, mode=mode)
-    print("\nClaims of the paper, checked on the regenerated data:")
-    print(reproduce.claims_table(claims))
-    if only is None or set(only) == set(reproduce.STUDIES):
-        print(f"claims table: {results / reproduce.CLAIMS_FILE}")
-
-
-def cmd_reproduce(a: argparse.Namespace) -> int:
-    from scbjax.app import reproduce
-
-    out = a.out or Path("results") / f"reproduce-{a.mode}"
-    figures = a.figures or out / "figures"
-    rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
-    if not a.plan:
-        reproduce.check_out(out, a.mode, a.overwrite, create=False)
-        _check_figures_dir(figures)
-        reproduce.check_figures_target(figures, a.mode)
-    cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
-    print(f"plan (reproduce --{a.mode}):")
-    print(reproduce.format_plan(rows, cal), flush=True)
-    if a.plan:
-        return 0
-    t0 = time.perf_counter()
-    reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet, overwrite=a.overwrite)
-    _plot_and_check(out, figures, a.only, a.mode)
-    print(f"reproduce --{a.mode}: {time.perf_counter() - t0:.0f}s in all; raw results in {out}/")
-    return 0
-
-
-def cmd_plot(a: argparse.Namespace) -> int:
-    from scbjax.app import reproduce
-
-    if not a.results_dir.is_dir():
-        raise ConfigError("RESULTS_DIR", f"no such directory: {a.results_dir}")
-    figures = a.figures or a.results_dir / "figures"
-    _check_figures_dir(figures)
-    mode = reproduce.check_results(a.results_dir, a.only)  # every file loads, before drawing
-    reproduce.check_figures_target(figures, mode)
-    _plot_and_check(a.results_dir, figures, a.only, mode)
-    return 0
-
-
-def cmd_sweep(a: argparse.Namespace) -> int:
-    import dataclasses
-
-    from scbjax.app.sweep import format_summary, load_spec, run_sweep
-
-    spec = load_spec(a.spec)
-    if a.chunk_steps is not None:
-        spec = dataclasses.replace(spec, chunk_steps=a.chunk_steps).validate()
-    out = a.out if a.out is not None else Path("runs/sweeps") / spec.name
-    t0 = time.perf_counter()
-    r = run_sweep(spec, out, quiet=a.quiet)
-    n = len(r["rows"])
-    print(f"sweep {spec.name!r}: {n} runs in {len(r['groups'])} compiled groups, "
-          f"{time.perf_counter() - t0:.1f}s")
-    print(format_summary(r["summary"]))
-    for w in r["warnings"]:
-        print(w)
-    print(f"table: {out / 'table.csv'}  summary: {out / 'summary.csv'}  arrays: {out / 'groups'}")
-    return 0
-
-
-def cmd_bench(a: argparse.Namespace) -> int:
-    import json
-
-    from scbjax.app.bench import BenchConfig, format_bench, run_bench
-
-    def ints(text: str, field: str) -> tuple[int, ...]:
-        try:
-            xs = tuple(int(x) for x in text.split(","))
-        except ValueError:
-            raise ConfigError(field, f"want comma-separated integers, got {text!r}") from None
-        if any(x < 1 for x in xs):
-            raise ConfigError(field, f"values must be >= 1, got {text!r}")
-        return xs
-
-    seeds = ints(a.seeds, "seeds")
-    for name in ("steps", "N", "T", "Q", "batch", "loop_seeds", "loop_steps", "repeats",
-                 "grid_steps"):
-        v = getattr(a, name)
-        if v < 1:
-            raise ConfigError(name, f"must be >= 1, got {v}")
-    if a.grid:
-        from scbjax.app.bench import default_grid_seeds, grid_command
-
-        grid_seeds = ints(a.grid_seeds, "grid_seeds") if a.grid_seeds else default_grid_seeds()
-        return grid_command(ints(a.grid_N, "grid_N"), ints(a.grid_T, "grid_T"), grid_seeds,
-                            Q=a.Q, batch=a.batch, steps=a.grid_steps, repeats=a.repeats,
-                            figure=a.grid_figure, markdown=a.grid_md, note=a.grid_note,
-                            as_json=a.json, grad=a.grad)
-    b = BenchConfig(N=a.N, T=a.T, Q=a.Q, batch=a.batch, steps=a.steps, seeds=seeds,
-                    loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats,
-                    grad=a.grad)
-    from scbjax.app.bench import train_config
-
-    from scbjax.engine.resources import check_fits
-
-    check_fits(train_config(b), max(seeds))  # validates N, T, Q; refuses what cannot fit
-    r = run_bench(b)
-    if a.breakdown:
-        from scbjax.app.bench import breakdown, format_breakdown
-
-        r["breakdown_seeds"] = seeds[-1]
-        r["breakdown_samples_per_s"] = breakdown(b, seeds[-1])
-    print(json.dumps(r) if a.json else format_bench(r))
-    if a.breakdown and not a.json:
-        print(format_breakdown(r["breakdown_samples_per_s"], seeds[-1]))
-    return 0
-
-
 def _join_dash_values(argv: list[str]) -> list[str]:
     """``--phase -20,8,...``: a value that starts with '-' is joined to its option
     (``--phase=-20,8,...``) so that argparse reads it as the value, not as an option."""
@@ -555,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
-    ex = sys.modules.get("scbjax.engine.executor")
-    if ex is not None:
-        ex.PROGRESS.clear()  # a fresh command (main may be called more than once)
+    executor.PROGRESS.clear()  # a fresh command (main may be called more than once)
     try:
         commands = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot,
                     "sweep": cmd_sweep, "bench": cmd_bench}
@@ -566,8 +288,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (``scbjax bench | head``): quietly, 141
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 128 + 13
     except OSError as e:  # the file system refused (disk full, permissions): one line
@@ -575,10 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scbjax: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        ex = sys.modules.get("scbjax.engine.executor")
-        why = ex.interrupted_message() if ex is not None else "no run had started: nothing " \
-            "to resume"
-        print(f"scbjax: interrupted; {why}", file=sys.stderr)
+        print(f"scbjax: interrupted; {executor.interrupted_message()}", file=sys.stderr)
         return 130
 
 

@@ -117,7 +117,3 @@ def stage1_length(corr_V_L, samples_L, threshold: float = 0.5) -> float:
     """Samples until corr_V first reaches ``threshold``."""
     return first_crossing(corr_V_L, samples_L, threshold)
 
-
-def samples_to_eps(err_L, samples_L, eps: float) -> float:
-    """Samples until the error (excess loss or a distance) first falls to ``eps``."""
-    return first_crossing(err_L, samples_L, eps, below=True)

@@ -12,22 +12,27 @@ turn non-finite is flagged with its step; the others go on. Progress: one line p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
 
 from scbjax.core import keys
+from scbjax.core.task import Task
+from scbjax.core.task import check_tasks as check_task_arrays
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import atomic_write as _atomic_write
+from scbjax.util.fileio import atomic_write
+from scbjax.engine import checkpoint
+from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
 from scbjax.engine.resources import check_fits
-from scbjax.engine.meta import config_to_dict, git_commit, versions
+from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
 from scbjax.engine.spec import FORMAT, RunSpec, digest_arrays
-from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, load_npz, load_runs
+from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, load_runs
 from scbjax.sim.train import (METRICS, RunSettings, initial_metrics, intervals, log_schedule,
                           make_stepper)
 
@@ -56,35 +61,6 @@ class Job:
         return el / self.done * max(self.total - self.done, 0) if self.done else float("nan")
 
 
-# --- Sharding (one process or several with jax.distributed) -------------------------------
-
-
-def run_mesh() -> jax.sharding.Mesh:
-    """1-D mesh "runs" over all devices (all processes' under ``jax.distributed``)."""
-    return jax.sharding.Mesh(np.asarray(jax.devices()), ("runs",))
-
-
-def _to_global(x, sharding) -> jax.Array:
-    x = np.asarray(x)
-    if jax.process_count() == 1:
-        return jax.device_put(x, sharding)
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-
-def _to_host(x: jax.Array) -> np.ndarray:
-    if jax.process_count() == 1 or x.is_fully_addressable:
-        return np.asarray(x)
-    from jax.experimental import multihost_utils
-
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-def _pad(x: np.ndarray, R_pad: int) -> np.ndarray:
-    x = np.asarray(x)
-    return np.concatenate([x, np.repeat(x[-1:], R_pad - x.shape[0], axis=0)]) \
-        if R_pad > x.shape[0] else x
-
-
 # --- One spec -----------------------------------------------------------------------------
 
 
@@ -102,10 +78,7 @@ def _resolve(x, context: RunSet):
 def check_tasks(mu_RxN: np.ndarray, P: np.ndarray, q: np.ndarray, where: str) -> None:
     """Refuse tasks that the sampler cannot draw from (``scbjax.task.check_tasks``: P, q, mu
     finite, mu > 0, P mu = mu), naming the first bad run and the knobs to change."""
-    from scbjax.core.task import Task
-    from scbjax.core.task import check_tasks as check
-
-    check(Task(P=np.asarray(P), mu=np.asarray(mu_RxN), q=np.asarray(q)), where)
+    check_task_arrays(Task(P=np.asarray(P), mu=np.asarray(mu_RxN), q=np.asarray(q)), where)
 
 
 def check_spec(spec: RunSpec, name: str = "", fits_field: str | None = None) -> RunSpec:
@@ -146,41 +119,87 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     spec = spec.validate(name)
     sdir = Path(sdir)
     job = job or Job(spec.samples())
-    context = context if context is not None else RunSet()
-    tasks, params0 = _resolve(spec.tasks, context), _resolve(spec.params0, context)
-    key = spec.key(digest_arrays(tasks), digest_arrays(params0))
+    tasks, params0, key = _inputs(spec, context if context is not None else RunSet())
     tag = tag or f"[{name}] "
-    if (sdir / SIDECAR).exists() or (sdir / ARRAYS).exists():
-        try:
-            done = load_runs(sdir, key, name)
-        except ConfigError as e:  # another configuration, or a damaged / missing file
-            log(f"{tag}{e}: recomputing")
-        else:
-            log(f"{tag}finished earlier, reused ({sdir})")
-            if on_start is not None:
-                on_start()
-            job.done += spec.samples()
-            PROGRESS.update(dir=sdir, step=spec.config.total_steps, done=True)
-            return done
-    cfg = spec.config
+
+    def say(text: str) -> None:
+        log(tag + text)
+
+    done = _reuse(name, sdir, key, say)
+    if done is not None:
+        if on_start is not None:
+            on_start()
+        job.done += spec.samples()
+        PROGRESS.update(dir=sdir, step=spec.config.total_steps, done=True)
+        return done
+    check_fits(spec.config, len(spec.runs), spec.max_dataset, where=name)
+    PROGRESS.update(dir=sdir, step=0, total=spec.config.total_steps, done=False)
+    g = _init(name, spec, tasks, params0)
+    if on_start is not None:
+        on_start()
+    timings = _loop(spec, g, sdir / CHECKPOINT, key, job, say)
+    return _write(name, spec, sdir, key, g, timings, say)
+
+
+def _inputs(spec: RunSpec, context: RunSet) -> tuple:
+    """(tasks, params0, hash) of a validated spec: its given tasks and starts (functions of
+    the specs before it called on ``context``) and the hash that covers them."""
+    tasks, params0 = _resolve(spec.tasks, context), _resolve(spec.params0, context)
+    return tasks, params0, spec.key(digest_arrays(tasks), digest_arrays(params0))
+
+
+def _reuse(name: str, sdir: Path, key: str, say: Callable[[str], None]) -> Runs | None:
+    """The finished results in ``sdir`` if their hash is ``key`` and they load, else None
+    (said why, when there are results)."""
+    if not ((sdir / SIDECAR).exists() or (sdir / ARRAYS).exists()):
+        return None
+    try:
+        done = load_runs(sdir, key, name)
+    except ConfigError as e:  # another configuration, or a damaged / missing file
+        say(f"{e}: recomputing")
+        return None
+    say(f"finished earlier, reused ({sdir})")
+    return done
+
+
+@dataclasses.dataclass
+class _Group:
+    """One spec's runs while they train: the stepper, the sharding, the settings (host arrays,
+    padded to ``R_pad`` runs), the state, the logged metrics (host blocks, one per chunk) and
+    the next log interval to run."""
+
+    stepper: Any
+    shard: jax.sharding.NamedSharding
+    sa: dict
+    state: Any
+    metrics: dict
+    next_interval: int = 0
+
+
+def _settings(spec: RunSpec, R_pad: int, shard) -> tuple[dict, RunSettings]:
+    """Each run's settings padded to ``R_pad`` runs: host arrays, and the sharded
+    ``RunSettings`` the step reads."""
+    sa = {k: pad(v, R_pad) for k, v in spec.settings().items()}
+    return sa, RunSettings.of({k: to_global(v, shard) for k, v in sa.items()})
+
+
+def _init(name: str, spec: RunSpec, tasks, params0) -> _Group:
+    """Every run's initial state and metrics, padded to a multiple of the device count and
+    sharded over the mesh; tasks the sampler cannot draw from are refused."""
     R = len(spec.runs)
-    check_fits(cfg, R, spec.max_dataset, where=name)
-    PROGRESS.update(dir=sdir, step=0, total=cfg.total_steps, done=False)
     ndev = jax.device_count()
     R_pad = -(-R // ndev) * ndev
     shard = jax.sharding.NamedSharding(run_mesh(), jax.sharding.PartitionSpec("runs"))
-    stepper = make_stepper(cfg, spec.max_dataset)
-    sa = {k: _pad(v, R_pad) for k, v in spec.settings().items()}
-    keys = _to_global(_pad(run_keys(spec), R_pad), shard)
-    settings = RunSettings.of({k: _to_global(v, shard) for k, v in sa.items()})
-    args = [keys, settings]
+    stepper = make_stepper(spec.config, spec.max_dataset)
+    sa, settings = _settings(spec, R_pad, shard)
+    args = [to_global(pad(run_keys(spec), R_pad), shard), settings]
     in_axes = [0, 0]
     for x in (tasks, params0):
         if x is None:
             args.append(None)
             in_axes.append(None)
         else:
-            args.append(jax.tree.map(lambda a: _to_global(_pad(a, R_pad), shard), x))
+            args.append(jax.tree.map(lambda a: to_global(pad(a, R_pad), shard), x))
             in_axes.append(0)
 
     def init1(*a):
@@ -189,36 +208,41 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
 
     state, m0 = jax.jit(jax.vmap(init1, in_axes=tuple(in_axes)), out_shardings=shard)(*args)
     t = state.task
-    check_tasks(_to_host(t.mu)[:R], _to_host(t.P)[:R], _to_host(t.q)[:R], f"{name}: task")
-    if on_start is not None:
-        on_start()
+    check_tasks(to_host(t.mu)[:R], to_host(t.P)[:R], to_host(t.q)[:R], f"{name}: task")
+    return _Group(stepper, shard, sa, state, {k: [to_host(v)[:, None]] for k, v in m0.items()})
+
+
+def _loop(spec: RunSpec, g: _Group, ckpt: Path, key: str, job: Job,
+          say: Callable[[str], None]) -> dict:
+    """Advance ``g`` chunk by chunk to the end (resumed from ``ckpt`` if it holds this
+    spec), with a checkpoint and a progress line after each chunk; return the timings."""
+    cfg = spec.config
+    R = len(spec.runs)
     start, length, phase = intervals(cfg)
     n_int = len(start)
     chunk = spec.chunk_steps or max(cfg.log_every, -(-cfg.total_steps // 10))
     C = max(1, chunk // cfg.log_every)
-    ckpt = sdir / CHECKPOINT
-    metrics = {k: [_to_host(v)[:, None]] for k, v in m0.items()}
-    done_int = 0
     if ckpt.exists():
-        got = _load_checkpoint(ckpt, key, state, shard, log, tag)
+        got = checkpoint.load(ckpt, key, g.state, g.shard, say)
         if got is not None:
-            state, metrics, done_int = got
-            at = int(start[done_int]) if done_int < n_int else cfg.total_steps
-            log(f"{tag}resumed from {ckpt} at step {at}")
+            g.state, g.metrics, g.next_interval = got
+            at = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
+            say(f"resumed from {ckpt} at step {at}")
             PROGRESS.update(step=at)
-    adv = jax.jit(jax.vmap(stepper.advance, in_axes=(0, None, None, None, None)),
+    adv = jax.jit(jax.vmap(g.stepper.advance, in_axes=(0, None, None, None, None)),
                   static_argnums=(3, 4), donate_argnums=(0,))
     compiled: dict = {}
     compile_s = 0.0
     max_b, masked = spec.max_batch(), spec.masked()
-    batch_R = sa["batch"][:R].astype(np.int64)
+    batch_R = g.sa["batch"][:R].astype(np.int64)
     steps_before = np.concatenate([[0], np.cumsum(length)])
-    job.done += int(_samples_through(steps_before[done_int], cfg, batch_R))
+    job.done += int(_samples_through(steps_before[g.next_interval], cfg, batch_R))
     t_run0 = time.perf_counter()
     samples_done = 0
-    while done_int < n_int:
-        p = int(phase[done_int])
-        sel = [i for i in range(done_int, min(done_int + C, n_int)) if phase[i] == p]
+    while g.next_interval < n_int:
+        p = int(phase[g.next_interval])
+        sel = [i for i in range(g.next_interval, min(g.next_interval + C, n_int))
+               if phase[i] == p]
         st = np.zeros(C, np.int32)
         ln = np.zeros(C, np.int32)
         st[:len(sel)], ln[:len(sel)] = start[sel], length[sel]
@@ -226,46 +250,52 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
         ck = (max_b[p], masked[p])
         if ck not in compiled:
             t0 = time.perf_counter()
-            compiled[ck] = adv.lower(state, st, ln, *ck).compile()
+            compiled[ck] = adv.lower(g.state, st, ln, *ck).compile()
             compile_s += time.perf_counter() - t0
         t0 = time.perf_counter()
-        state, m = compiled[ck](state, st, ln)
-        m = {k: _to_host(v)[:, :len(sel)] for k, v in m.items()}
+        g.state, m = compiled[ck](g.state, st, ln)
+        m = {k: to_host(v)[:, :len(sel)] for k, v in m.items()}
         dt = time.perf_counter() - t0
         for k in METRICS:
-            metrics[k].append(m[k])
-        done_int = sel[-1] + 1
+            g.metrics[k].append(m[k])
+        g.next_interval = sel[-1] + 1
         n_samp = int(ln.sum()) * int(batch_R[:, p].sum())
         samples_done += n_samp
         job.done += n_samp
-        _save_checkpoint(ckpt, key, state, metrics, done_int)
-        step = int(start[done_int]) if done_int < n_int else cfg.total_steps
+        checkpoint.save(ckpt, key, g.state, g.metrics, g.next_interval)
+        step = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
         PROGRESS.update(step=step)
         el = time.perf_counter() - t_run0 - compile_s
         left = el / max(samples_done, 1) * max(spec.samples() - _samples_through(
             step, cfg, batch_R), 0)
         total_left = job.eta()
-        log(f"{tag}step {step:>7d}/{cfg.total_steps}  {n_samp / max(dt, 1e-9):9.3g} "
+        say(f"step {step:>7d}/{cfg.total_steps}  {n_samp / max(dt, 1e-9):9.3g} "
             f"sample-steps/s  left ~{left:5.0f}s" + (f"  (job ~{total_left:5.0f}s)"
                                                     if job.total > spec.samples() else ""))
     run_s = time.perf_counter() - t_run0 - compile_s
-    arrays = _arrays(spec, state, metrics, sa, R)
-    meta = {"name": name, "hash": key, "format": FORMAT, "config": config_to_dict(cfg),
+    return {"compile_s": compile_s, "run_s": run_s,
+            "sample_steps_per_s": samples_done / max(run_s, 1e-9)}
+
+
+def _write(name: str, spec: RunSpec, sdir: Path, key: str, g: _Group, timings: dict,
+           say: Callable[[str], None]) -> Runs:
+    """Write the results and the sidecar of the finished ``g`` (atomically, on process 0),
+    drop the checkpoint, name the runs that diverged; return the ``Runs``."""
+    R = len(spec.runs)
+    arrays = _arrays(spec, g.state, g.metrics, g.sa, R)
+    meta = {"name": name, "hash": key, "format": FORMAT, "config": config_to_dict(spec.config),
             "label_names": list(spec.label_names), "max_dataset": spec.max_dataset,
-            "runs": len(spec.runs),
-            "timings": {"compile_s": compile_s, "run_s": run_s,
-                        "sample_steps_per_s": samples_done / max(run_s, 1e-9)},
-            "devices": [str(d) for d in jax.devices()], "versions": versions(),
+            "runs": R, "timings": timings, "devices": devices(), "versions": versions(),
             "git_commit": git_commit()}
     if jax.process_index() == 0:
-        _atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays))
-        _atomic_write(sdir / SIDECAR, lambda f: f.write(json.dumps(meta, indent=2).encode()))
-        ckpt.unlink(missing_ok=True)
+        atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays))
+        atomic_write(sdir / SIDECAR, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        (sdir / CHECKPOINT).unlink(missing_ok=True)
     PROGRESS.update(done=True)
     div = arrays["diverged_step"]
     for i in np.flatnonzero(div >= 0):
         lab = ", ".join(f"{k}={arrays[f'labels/{k}'][i]}" for k in spec.label_names)
-        log(f"{tag}WARNING: run {i} ({lab or f'seed {spec.runs[i].seed}'}) diverged at step "
+        say(f"WARNING: run {i} ({lab or f'seed {spec.runs[i].seed}'}) diverged at step "
             f"{int(div[i])} (non-finite parameters); the others went on")
     return Runs(arrays, meta, name)
 
@@ -278,51 +308,6 @@ def _samples_through(step, cfg, batch_R: np.ndarray) -> int:
         n += k * int(batch_R[:, p].sum())
         s0 += ph.steps
     return n
-
-
-def _leaf_names(state) -> list[str]:
-    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
-
-
-def _save_checkpoint(path: Path, key: str, state, metrics: dict, next_interval: int) -> None:
-    leaves = [_to_host(x) for x in jax.tree.leaves(state)]
-    if jax.process_index() != 0:
-        return
-    z = {f"state/{n}": x for n, x in zip(_leaf_names(state), leaves)}
-    z.update({f"metrics/{k}": np.concatenate(v, axis=1) for k, v in metrics.items()})
-    z["hash"] = np.asarray(key)
-    z["format"] = np.asarray(FORMAT)
-    z["next_interval"] = np.asarray(next_interval)
-    _atomic_write(path, lambda f: np.savez(f, **z))
-
-
-def _load_checkpoint(path: Path, key: str, state, shard, log: Log, tag: str):
-    """(state, metrics, next interval) from a checkpoint of this spec, or None (said why)."""
-    try:
-        z = load_npz(path)
-    except ConfigError as e:
-        log(f"{tag}checkpoint {e}: restarting this spec from scratch")
-        return None
-    fmt = int(z["format"]) if "format" in z else None
-    if fmt != FORMAT:
-        log(f"{tag}checkpoint {path} has format {fmt}, this version writes {FORMAT}: "
-            "restarting this spec from scratch")
-        return None
-    if str(z.get("hash")) != key:
-        log(f"{tag}checkpoint {path} belongs to another configuration: restarting from scratch")
-        return None
-    names = _leaf_names(state)
-    leaves, treedef = jax.tree.flatten(state)
-    missing = [n for n in names if f"state/{n}" not in z]
-    bad = [n for n, x in zip(names, leaves) if f"state/{n}" in z and z[f"state/{n}"].shape
-           != tuple(x.shape)]
-    if missing or bad or any(f"metrics/{k}" not in z for k in METRICS):
-        log(f"{tag}checkpoint {path} does not match this version's state "
-            f"({(missing + bad)[:1]}): restarting from scratch")
-        return None
-    state = jax.tree.unflatten(treedef, [_to_global(z[f"state/{n}"], shard) for n in names])
-    metrics = {k: [z[f"metrics/{k}"]] for k in METRICS}
-    return state, metrics, int(z["next_interval"])
 
 
 def _label_array(values: list) -> np.ndarray:
@@ -344,10 +329,10 @@ def _arrays(spec: RunSpec, state, metrics: dict, sa: dict, R: int) -> dict:
     samples = np.cumsum(per_log[None, :] * sa["batch"][:R][:, ph].astype(np.int64), axis=1)
     arrays = {"seeds": np.asarray([r.seed for r in spec.runs], np.int64), "steps": steps,
               "samples": samples.astype(np.int64),
-              "diverged_step": _to_host(state.diverged_step)[:R],
-              "params/V": _to_host(state.params.V)[:R], "params/A": _to_host(state.params.A)[:R],
-              "task/P": _to_host(state.task.P)[:R], "task/mu": _to_host(state.task.mu)[:R],
-              "task/q": _to_host(state.task.q)[:R]}
+              "diverged_step": to_host(state.diverged_step)[:R],
+              "params/V": to_host(state.params.V)[:R], "params/A": to_host(state.params.A)[:R],
+              "task/P": to_host(state.task.P)[:R], "task/mu": to_host(state.task.mu)[:R],
+              "task/q": to_host(state.task.q)[:R]}
     for k, v in sa.items():
         arrays[f"settings/{k}"] = v[:R]
     for k in METRICS:
@@ -390,10 +375,7 @@ def load(specs: Mapping[str, RunSpec], out) -> RunSet:
     out = Path(out)
     rs = RunSet()
     for name, spec in specs.items():
-        spec = spec.validate(name)
-        tasks, params0 = _resolve(spec.tasks, rs), _resolve(spec.params0, rs)
-        key = spec.key(digest_arrays(tasks), digest_arrays(params0))
-        rs[name] = load_runs(out / name, key, name)
+        rs[name] = load_runs(out / name, _inputs(spec.validate(name), rs)[2], name)
     return rs
 
 

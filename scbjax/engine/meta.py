@@ -10,7 +10,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import jax
+
 from scbjax.sim.train import TrainConfig
+from scbjax.util import fields
 
 
 def versions() -> dict[str, str]:
@@ -34,8 +37,7 @@ def git_commit() -> str | None:
 
 
 def devices() -> list[str]:
-    import jax
-
+    """The devices JAX runs on, as text (all processes' under ``jax.distributed``)."""
     return [str(d) for d in jax.devices()]
 
 
@@ -45,8 +47,4 @@ def config_to_dict(config: TrainConfig) -> dict:
 
 def config_from_dict(d: dict, where: str = "config") -> TrainConfig:
     """A ``TrainConfig`` from ``config_to_dict``'s output, every field type-checked."""
-    from scbjax.util import fields
-
     return fields.from_dict(TrainConfig, d, where)
-
-

@@ -10,8 +10,11 @@ from __future__ import annotations
 import math
 import os
 
+import jax
+
 from scbjax.core.sampler import COMPARE_ALL_MAX
 from scbjax.sim.train import METRICS, TrainConfig, log_schedule
+from scbjax.util.errors import ConfigError
 
 WORD = 4  # bytes of a float32 / int32
 SAFETY = 3  # XLA temporaries, fusion copies and allocator slack
@@ -82,8 +85,6 @@ def available_bytes(device=None) -> int | None:
     """Memory free for a run group on ``device`` (default: JAX's first device): an
     accelerator's ``bytes_limit`` less ``bytes_in_use``; on a CPU the host's MemAvailable.
     None when it cannot be told."""
-    import jax
-
     device = device if device is not None else jax.devices()[0]
     if device.platform != "cpu":
         try:
@@ -108,8 +109,6 @@ def check_fits(config: TrainConfig, runs: int, max_dataset: int = 0, where: str 
     """Raise ConfigError(where, ...) with the estimate and the memory available when ``runs``
     vmapped runs of ``config`` would not fit; return the estimate (bytes). ``available``
     overrides ``available_bytes()``; when neither is known the check passes."""
-    from scbjax.util.errors import ConfigError
-
     config = config.validate()
     est = estimate_bytes(config, runs, max_dataset)
     avail = available_bytes() if available is None else available

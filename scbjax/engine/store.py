@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scbjax.engine.meta import config_from_dict
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import load_json, load_npz
 
@@ -46,8 +47,6 @@ class Runs:
 
     @property
     def config(self):
-        from scbjax.engine.meta import config_from_dict
-
         return config_from_dict(self.meta["config"])
 
     def label(self, name: str) -> np.ndarray:
@@ -146,31 +145,3 @@ def load_runs(spec_dir, expect_hash: str | None = None, name: str = "") -> Runs:
             raise ConfigError(str(d / ARRAYS), f"no array {k!r}")
     return Runs(arrays, meta, name or meta.get("name", d.name))
 
-
-def stored_hash(spec_dir) -> str | None:
-    """The hash of what a spec directory holds (its results, else its checkpoint), "?" for
-    files that do not say, None for nothing."""
-    d = Path(spec_dir)
-    if (d / SIDECAR).exists() or (d / ARRAYS).exists():
-        try:
-            return str(load_json(d / SIDECAR).get("hash", "?"))
-        except (ConfigError, AttributeError):
-            return "?"
-    if (d / CHECKPOINT).exists():
-        try:
-            return str(load_npz(d / CHECKPOINT).get("hash", "?"))
-        except ConfigError:
-            return "?"
-    return None
-
-
-def is_complete(spec_dir, key: str) -> bool:
-    """Results with hash ``key`` are there and load."""
-    d = Path(spec_dir)
-    if not (d / SIDECAR).exists() or not (d / ARRAYS).exists():
-        return False
-    try:
-        load_runs(d, key)
-        return True
-    except ConfigError:
-        return False

@@ -32,7 +32,7 @@ def jaxlib_version() -> str:
 
 def _backend_initialised() -> bool:
     try:
-        from jax._src import xla_bridge
+        from jax._src import xla_bridge  # private API: here, so that a move only skips the check
 
         return bool(getattr(xla_bridge, "_backends", {}))
     except Exception:  # pragma: no cover - private API moved
@@ -57,7 +57,7 @@ def guard_known_bad_jaxlib() -> bool:
 
 def use_partitionable_threefry() -> None:
     """Positional (shape-prefix-stable) threefry bits, the default since jax 0.5.0."""
-    import jax
+    import jax  # here, not at the top: XLA_FLAGS is set (guard above) before JAX is imported
 
     if not jax.config.jax_threefry_partitionable:
         jax.config.update("jax_threefry_partitionable", True)

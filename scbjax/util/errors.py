@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 class ConfigError(ValueError):
     """Invalid configuration or input; ``field`` names what is wrong."""
@@ -20,8 +22,6 @@ def require(cond: bool, field: str, message: str) -> None:
 
 def is_int(x) -> bool:
     """A Python or numpy integer (not a bool)."""
-    import numpy as np
-
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 

@@ -17,18 +17,16 @@ import argparse
 import dataclasses
 import functools
 import math
-import re
 import types
 import typing
 from typing import Any, Literal, Union
 
 import numpy as np
 
-from scbjax.util.errors import ConfigError
+from scbjax.util.errors import ConfigError, is_int
 
 F32_MAX = float(np.finfo(np.float32).max)
 F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32
-_NAME = re.compile(r"[A-Za-z0-9._=+-]+")
 
 
 @functools.cache
@@ -73,10 +71,6 @@ def _is_optional(tp) -> bool:
 def _strip_none(tp):
     args = tuple(a for a in typing.get_args(tp) if a is not type(None))
     return args[0] if len(args) == 1 else Union[args]  # noqa: UP007
-
-
-def is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def is_number(x) -> bool:
@@ -350,19 +344,3 @@ def values_from_args(namespace, cls, prefix: str = "", skip=()) -> dict[str, Any
             out[f.name] = v
     return out
 
-
-# --- names -----------------------------------------------------------------------------------
-
-
-def check_name(name, field: str) -> str:
-    """A run / sweep / study name usable as one directory component; returns it."""
-    if not isinstance(name, str):
-        raise ConfigError(field, f"must be a string, got {_tname(name)} {name!r}")
-    if name == "":
-        raise ConfigError(field, "must not be empty")
-    if name in (".", ".."):
-        raise ConfigError(field, f"{name!r} is not a usable name")
-    if not _NAME.fullmatch(name):
-        raise ConfigError(field, f"{name!r}: use only letters, digits and . _ = + - "
-                          "(one directory name, no '/')")
-    return name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import tomllib
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -108,6 +109,18 @@ def load_json(path, field: str | None = None) -> Any:
         where = "" if f == str(path) else f"{path}: "
         raise ConfigError(f, f"{where}not valid JSON (line {e.lineno}, column {e.colno}: "
                           f"{e.msg})") from None
+
+
+def read_table(path, field: str) -> Any:
+    """Parsed TOML of ``path`` (JSON for a ``.json`` file); ConfigError(``field``) if it is
+    missing, unreadable, not UTF-8, empty or not valid TOML / JSON."""
+    path = Path(path)
+    text = read_text(path, field)
+    try:
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise ConfigError(field, f"{path}: not valid {kind} ({e})") from None
 
 
 def check_dir(path, field: str) -> Path:

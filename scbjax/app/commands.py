@@ -1,0 +1,253 @@
+"""What each ``scbjax`` command does once its arguments are parsed (the parser and ``main``
+are ``scbjax.app.cli``). Bad input raises ConfigError, which ``main`` prints as one line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scbjax.app import bench, bench_grid, reproduce
+from scbjax.app.sweep import format_summary, load_spec, run_sweep
+from scbjax.core.metrics import stage1_length
+from scbjax.core.task import TaskConfig
+from scbjax.engine.executor import Log, check_spec, run_spec
+from scbjax.engine.resources import check_fits
+from scbjax.engine.spec import RunSpec, grid
+from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR
+from scbjax.sim.train import Phase, TrainConfig
+from scbjax.util import fields
+from scbjax.util.errors import ConfigError
+from scbjax.util.fileio import check_dir, load_json, load_npz, read_table
+
+
+def load_config_file(path: Path):
+    """A ``TrainConfig`` from a TOML/JSON file: its fields at the top level, or under [base]."""
+    d = read_table(path, "--config")
+    if isinstance(d, dict) and "base" in d:
+        return fields.from_dict(TrainConfig, d["base"], "base")
+    return fields.from_dict(TrainConfig, d, "")
+
+
+def config_from_args(a: argparse.Namespace):
+    """The ``TrainConfig`` of ``scbjax train``: the defaults (or --config), then the options
+    given on the command line."""
+    base = load_config_file(a.config) if a.config is not None else TrainConfig()
+    task = dataclasses.replace(base.task, **fields.values_from_args(a, TaskConfig))
+    top = fields.values_from_args(a, TrainConfig, skip=("task", "phases"))
+    if a.projection is not None:
+        top.setdefault("projection_V", a.projection)
+        top.setdefault("projection_A", a.projection)
+    ph = fields.values_from_args(a, Phase)
+    if a.lr is not None:
+        if "lr_V" in ph or "lr_A" in ph:
+            raise ConfigError("lr", "give --lr or --lr-V/--lr-A, not both")
+        ph["lr_V"] = ph["lr_A"] = a.lr
+    if a.phase:
+        if ph:
+            raise ConfigError("phase", "give --phase or --steps/--batch/--lr*/--lam, not both")
+        phases = tuple(a.phase)
+    elif ph:
+        if len(base.phases) != 1:
+            raise ConfigError("phase", f"--config has {len(base.phases)} phases: set them "
+                              "with --phase, not --steps/--batch/--lr*/--lam")
+        phases = (dataclasses.replace(base.phases[0], **ph),)
+    else:
+        phases = base.phases
+    cfg = dataclasses.replace(base, task=task, phases=phases, **top)
+    return cfg.validate()
+
+
+def summary_table(runs) -> str:
+    """Final metrics over seeds: median [min, max]; diverged seeds listed with their step."""
+    div = runs["diverged_step"]
+    ok = div < 0
+    rows = [f"{'metric':<16} {'median':>11} {'min':>11} {'max':>11}   (final, over "
+            f"{int(ok.sum())}/{len(ok)} finite seeds)"]
+    for key in sorted(k for k in runs.arrays if k.startswith("metrics/")):
+        x = runs[key][ok, -1] if ok.any() else np.array([np.nan])
+        rows.append(f"{key[8:]:<16} {np.median(x):>11.4g} {np.min(x):>11.4g} {np.max(x):>11.4g}")
+    e = runs.metric("excess_loss")
+    rel = e[ok, -1] / e[ok, 0] if ok.any() else np.array([np.nan])
+    rows.append(f"{'excess/initial':<16} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
+                f"{np.max(rel):>11.4g}")
+    s1 = np.asarray([stage1_length(c, x) for c, x in zip(runs.metric("corr_V")[ok],
+                                                           runs.samples[ok])])
+    if s1.size:
+        reached = s1[~np.isnan(s1)]
+        med = np.median(reached) if reached.size else float("nan")
+        rows.append(f"{'stage1_samples':<16} {med:>11.4g}   (samples until corr_V >= 0.5: median "
+                    f"over the {reached.size}/{s1.size} seeds that got there)")
+    for i in np.flatnonzero(~ok):
+        rows.append(f"WARNING: seed {int(runs['seeds'][i])} diverged at step {int(div[i])} "
+                    "(non-finite parameters); excluded above")
+    return "\n".join(rows)
+
+
+def check_train_out(out: Path, key: str, overwrite: bool) -> None:
+    """Refuse an --out that is a file, unwritable, or holds other (or unidentifiable)
+    results, unless ``overwrite``: then the run replaces them when it finishes (nothing is
+    removed before). Results or a checkpoint of this very spec are kept (reused or resumed);
+    a damaged checkpoint is left to the executor (restarted from scratch, said so). Nothing
+    is created here."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{out} is not a directory")
+    held, why = None, ""
+    if (out / SIDECAR).exists() or (out / ARRAYS).exists():
+        try:
+            meta = load_json(out / SIDECAR)
+            held = str(meta["hash"]) if isinstance(meta, dict) and "hash" in meta else "?"
+            why = f"{out / SIDECAR}: not a scbjax result"
+        except ConfigError as e:
+            held, why = "?", str(e)
+    elif (out / CHECKPOINT).exists():
+        try:
+            held = str(load_npz(out / CHECKPOINT).get("hash", "?"))
+            why = f"{out / CHECKPOINT}: no hash"
+        except ConfigError:
+            held = None
+    if held is not None and held != key and not overwrite:
+        if held == "?":
+            raise ConfigError("--out", f"{why}: the results in {out} cannot be identified: "
+                              "choose another --out, or --overwrite to replace them")
+        raise ConfigError("--out", f"{out} holds other results (another configuration): "
+                          "choose another --out, or --overwrite to replace them")
+    check_dir(out, "--out")
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    """``scbjax train``: the seeds of one configuration in one compiled group."""
+    cfg = config_from_args(a)
+    if a.seeds < 1:
+        raise ConfigError("seeds", f"must be >= 1, got {a.seeds}")
+    if not 0 <= a.seed_offset or a.seed_offset + a.seeds > 2**32:
+        raise ConfigError("seed_offset", f"seeds must lie in [0, 2^32): offset {a.seed_offset} "
+                          f"+ {a.seeds} seeds")
+    spec = RunSpec(cfg, grid(range(a.seed_offset, a.seed_offset + a.seeds)),
+                   chunk_steps=a.chunk_steps)
+    spec = check_spec(spec, fits_field="task.N")  # fields, memory estimate
+    check_train_out(a.out, spec.key(), a.overwrite)
+    runs = run_spec("train", spec, a.out, log=Log(a.quiet))
+    tm = runs.meta["timings"]
+    print(f"{len(runs)} seeds x {cfg.total_steps} steps in one compiled group: compile "
+          f"{tm['compile_s']:.1f}s, run {tm['run_s']:.1f}s "
+          f"({tm['sample_steps_per_s']:.3g} sample-steps/s)")
+    print(summary_table(runs))
+    print(f"results: {a.out / 'results.npz'}  sidecar: {a.out / 'run.json'}")
+    return 0
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _check_figures_dir(figures: Path) -> None:
+    check_dir(figures, "--figures")
+
+
+def _plot_and_check(results: Path, figures: Path, only, mode: str | None = None) -> None:
+    """Redraw the figures of ``results`` into ``figures`` and print the claims table."""
+    t0 = time.perf_counter()
+    paths = reproduce.plot_studies(results, figures, only, log=_log, mode=mode)
+    print(f"{len(paths)} figure files in {figures}/ ({time.perf_counter() - t0:.1f}s)")
+    claims = reproduce.check_claims(results, only, mode=mode)
+    print("\nClaims of the paper, checked on the regenerated data:")
+    print(reproduce.claims_table(claims))
+    if only is None or set(only) == set(reproduce.STUDIES):
+        print(f"claims table: {results / reproduce.CLAIMS_FILE}")
+
+
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    """``scbjax reproduce``: plan, run every study, plot, check the claims."""
+    out = a.out or Path("results") / f"reproduce-{a.mode}"
+    figures = a.figures or out / "figures"
+    rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
+    if not a.plan:
+        reproduce.check_out(out, a.mode, a.overwrite, create=False)
+        _check_figures_dir(figures)
+        reproduce.check_figures_target(figures, a.mode)
+    cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
+    print(f"plan (reproduce --{a.mode}):")
+    print(reproduce.format_plan(rows, cal), flush=True)
+    if a.plan:
+        return 0
+    t0 = time.perf_counter()
+    reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet, overwrite=a.overwrite)
+    _plot_and_check(out, figures, a.only, a.mode)
+    print(f"reproduce --{a.mode}: {time.perf_counter() - t0:.0f}s in all; raw results in {out}/")
+    return 0
+
+
+def cmd_plot(a: argparse.Namespace) -> int:
+    """``scbjax plot``: the figures and claims of saved results, without training."""
+    if not a.results_dir.is_dir():
+        raise ConfigError("RESULTS_DIR", f"no such directory: {a.results_dir}")
+    figures = a.figures or a.results_dir / "figures"
+    _check_figures_dir(figures)
+    mode = reproduce.check_results(a.results_dir, a.only)  # every file loads, before drawing
+    reproduce.check_figures_target(figures, mode)
+    _plot_and_check(a.results_dir, figures, a.only, mode)
+    return 0
+
+
+def cmd_sweep(a: argparse.Namespace) -> int:
+    """``scbjax sweep``: run (or resume) a sweep spec."""
+    spec = load_spec(a.spec)
+    if a.chunk_steps is not None:
+        spec = dataclasses.replace(spec, chunk_steps=a.chunk_steps).validate()
+    out = a.out if a.out is not None else Path("runs/sweeps") / spec.name
+    t0 = time.perf_counter()
+    r = run_sweep(spec, out, quiet=a.quiet)
+    n = len(r["rows"])
+    print(f"sweep {spec.name!r}: {n} runs in {len(r['groups'])} compiled groups, "
+          f"{time.perf_counter() - t0:.1f}s")
+    print(format_summary(r["summary"]))
+    for w in r["warnings"]:
+        print(w)
+    print(f"table: {out / 'table.csv'}  summary: {out / 'summary.csv'}  arrays: {out / 'groups'}")
+    return 0
+
+
+def _ints(text: str, field: str) -> tuple[int, ...]:
+    """Comma-separated integers >= 1."""
+    try:
+        xs = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(field, f"want comma-separated integers, got {text!r}") from None
+    if any(x < 1 for x in xs):
+        raise ConfigError(field, f"values must be >= 1, got {text!r}")
+    return xs
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    """``scbjax bench``: throughput against a per-seed loop and the floor, or the grid."""
+    seeds = _ints(a.seeds, "seeds")
+    for name in ("steps", "N", "T", "Q", "batch", "loop_seeds", "loop_steps", "repeats",
+                 "grid_steps"):
+        v = getattr(a, name)
+        if v < 1:
+            raise ConfigError(name, f"must be >= 1, got {v}")
+    if a.grid:
+        grid_seeds = (_ints(a.grid_seeds, "grid_seeds") if a.grid_seeds
+                      else bench_grid.default_grid_seeds())
+        g = bench_grid.GridConfig(Ns=_ints(a.grid_N, "grid_N"), Ts=_ints(a.grid_T, "grid_T"),
+                                  seeds=grid_seeds, Q=a.Q, batch=a.batch, steps=a.grid_steps,
+                                  repeats=a.repeats, grad=a.grad)
+        return bench_grid.grid_command(bench_grid.GridOptions(
+            g, figure=a.grid_figure, markdown=a.grid_md, note=a.grid_note, as_json=a.json))
+    b = bench.BenchConfig(N=a.N, T=a.T, Q=a.Q, batch=a.batch, steps=a.steps, seeds=seeds,
+                          loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats,
+                          grad=a.grad)
+    check_fits(bench.train_config(b), max(seeds))  # validates N, T, Q; refuses what cannot fit
+    r = bench.run_bench(b)
+    if a.breakdown:
+        r["breakdown_seeds"] = seeds[-1]
+        r["breakdown_samples_per_s"] = bench.breakdown(b, seeds[-1])
+    print(json.dumps(r) if a.json else bench.format_bench(r))
+    if a.breakdown and not a.json:
+        print(bench.format_breakdown(r["breakdown_samples_per_s"], seeds[-1]))
+    return 0
