@@ -261,7 +261,7 @@ def stamp(mode: str) -> str:
 def plot_studies(out, figures_dir, only: list[str] | None = None,
                  log: Callable[[str], None] = print, mode: str | None = None) -> list[Path]:
     """Regenerate every figure (PNG and PDF) from the saved results under ``out``."""
-    from scbjax.app import plots
+    from scbjax.studies import plots
 
     out, paths = Path(out), []
     mode = mode or stored_mode(out)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import numpy as np
 
-from scbjax.app import plots
+from scbjax.studies import plots
 from scbjax.app.reproduce import Claim, fmt
 from scbjax.engine.spec import RunSpec, grid
 from scbjax.core.task import TaskConfig

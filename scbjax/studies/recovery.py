@@ -29,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from scbjax.optim import l1
-from scbjax.app import plots
+from scbjax.studies import plots
 from scbjax.app.reproduce import Claim, fmt
 from scbjax.engine.spec import RunSpec, grid
 from scbjax.core.task import TaskConfig

@@ -79,7 +79,7 @@ import jax
 import numpy as np
 
 from scbjax.optim import l1
-from scbjax.app import plots
+from scbjax.studies import plots
 from scbjax.core.model import Params, uniform_params
 from scbjax.app.reproduce import Claim, fmt
 from scbjax.engine.spec import RunSpec, run

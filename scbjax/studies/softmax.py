@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from scbjax.app import plots
+from scbjax.studies import plots
 from scbjax.core.metrics import corr_A
 from scbjax.core.model import attention
 from scbjax.app.reproduce import Claim, fmt

@@ -46,7 +46,7 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from scbjax.optim import l1
-from scbjax.app import plots
+from scbjax.studies import plots
 from scbjax.studies import vs_sgd
 from scbjax.studies.scaling import first_crossing, fit_exponent
 from scbjax.studies.scaling import _below  # the interval of f lies below g's
