@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from scbjax.engine import executor
 from scbjax.app import reproduce
 from scbjax.app.cli import main
-from scbjax.app.reproduce import Claim, claims_table
+from scbjax.app.reproduce import claims_table
+from scbjax.engine import executor
+from scbjax.engine.outdir import JOB_FILE
+from scbjax.studies.base import Claim
 
 PAPER_CLAIMS = {"1b", "1c", "2b", "2c", "3a", "3b", "4a", "4b", "5", "6a", "6b", "6c", "6d"}
 
@@ -42,7 +44,7 @@ def test_tiny_reproduction_produces_every_figure_and_the_claims_table(tiny_run, 
     assert PAPER_CLAIMS <= ids, PAPER_CLAIMS - ids
     for c in claims:
         assert c["measured"] and c["criterion"] and isinstance(c["passed"], bool), c
-    assert json.loads((results / reproduce.JOB_FILE).read_text())["mode"] == "tiny"
+    assert json.loads((results / JOB_FILE).read_text())["mode"] == "tiny"
     for name in reproduce.STUDIES:
         for spec in reproduce.study_specs(name, "tiny"):
             assert (results / name / spec / "results.npz").is_file(), (name, spec)

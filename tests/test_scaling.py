@@ -7,8 +7,9 @@ import pytest
 
 from scbjax.optim import l1
 from scbjax.studies import scaling
-from scbjax.studies.scaling import (Fit, check_shrink, check_stage1, check_stage2,
-                                        check_transfer, fit_exponent, speedups, stage_lengths)
+from scbjax.studies.base import Fit, fit_exponent
+from scbjax.studies.scaling import (check_shrink, check_stage1, check_stage2, check_transfer,
+                                    speedups, stage_lengths)
 
 XS = np.asarray([16, 32, 64, 128, 256], float)
 

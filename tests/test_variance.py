@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from scbjax.optim import l1
 from scbjax.util.errors import ConfigError
 from scbjax.studies import variance as v
-from scbjax.studies.scaling import Fit
+from scbjax.studies._variance_tables import UNREG
+from scbjax.studies.base import Fit
 from scbjax.core.losses import batch_loss, population_loss
 from scbjax.core.model import Params
 from scbjax.core.sampler import sample
@@ -199,7 +200,7 @@ def _rows(values):
 def _good_table():
     vals = {}
     for T, grow in ((64, 1.0), (256, 2.0), (1024, 4.0)):
-        for a in v.UNREG:
+        for a in UNREG:
             vals[(T, 100, a)] = (0.2 * grow, 0.2 * grow)
             vals[(T, 400, a)] = (0.25 * grow, 0.25 * grow)
         vals[(T, 100, "ppd_l1")] = (0.2, 0.2)
@@ -208,7 +209,7 @@ def _good_table():
 
 
 def _fits(l1_lo_hi=(-0.1, 0.1), unreg_lo_hi=(0.3, 0.6)):
-    f = {(a, 400, "rel_dist_A"): _fit(*unreg_lo_hi) for a in v.UNREG}
+    f = {(a, 400, "rel_dist_A"): _fit(*unreg_lo_hi) for a in UNREG}
     f[("ppd_l1", 400, "rel_dist_A")] = _fit(*l1_lo_hi)
     return f
 

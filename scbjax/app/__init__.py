@@ -1,1 +1,1 @@
-"""Layer 5, what a user runs: the CLI, sweeps, the reproduction, plots and the benchmark."""
+"""Layer 6, what a user runs: the CLI, sweeps, the reproduction and the benchmark."""

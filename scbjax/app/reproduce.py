@@ -1,13 +1,10 @@
 """The paper reproduction: run every study in ``scbjax/studies/``, plot its figures, check claims.
 
-A study is a module ``scbjax.studies.<name>`` (the folder ``scbjax/studies/``) with
-  ``TITLE: str``, ``FIGURES: dict[str, str]`` (figure file stem -> one sentence it shows),
-  ``MODES: dict[str, Setup]`` (one setup per mode: "tiny", "quick", "full"),
-  ``runs(setup) -> dict[str, RunSpec]``   its runs, as data (``scbjax.engine.spec``),
-  ``figures(runset, setup) -> dict[str, Figure]`` and ``claims(runset, setup) -> list[Claim]``
-  from the loaded runs (``scbjax.store.RunSet``), addressed by spec name and label.
-The executor (``scbjax.engine.executor``) runs every spec into ``OUT/<study>/<spec>/``; ``OUT/job.json``
-records the mode, and an ``OUT`` of another mode is refused (``overwrite`` clears it).
+A study is a module ``scbjax.studies.<name>`` that defines ``MODES`` and ``runs`` (the protocol:
+``scbjax.studies.base.Study``); ``STUDIES`` lists them in the order of their ``ORDER``. The
+executor (``scbjax.engine.executor``) runs every spec into ``OUT/<study>/<spec>/``;
+``OUT/job.json`` records the mode (``scbjax.engine.outdir``), and an ``OUT`` of another mode is
+refused (``overwrite`` clears it).
 Modes: "tiny" (tests, seconds), "quick" (the whole reproduction in minutes on a 2-core CPU),
 "full" (publication setting: more seeds, larger T; sized for a GPU, runnable on a CPU).
 """
@@ -17,30 +14,45 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import math
+import pkgutil
 import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+import jax
+
+import scbjax.studies
+from scbjax.core.task import TaskConfig
+from scbjax.engine.executor import Job, Log, execute, load, run_spec
+from scbjax.engine.meta import git_commit, versions
+from scbjax.engine.outdir import MODES, job_mode, stored_mode, write_job
+from scbjax.engine.spec import RunSpec, grid
+from scbjax.sim.train import Phase, TrainConfig
+from scbjax.studies import plots
+from scbjax.studies.base import Claim
 from scbjax.util.errors import ConfigError
+from scbjax.util.fileio import atomic_write, check_dir
 
-STUDIES = ("scaling", "population", "vs_sgd", "softmax", "recovery", "variance")
-MODES = ("tiny", "quick", "full")
 CLAIMS_FILE = "claims.json"
-JOB_FILE = "job.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    """One automatic check: what was measured, against which criterion, and the verdict."""
+def discover() -> tuple[str, ...]:
+    """The studies: the modules of the package ``scbjax.studies`` (names not starting with
+    "_") that define ``MODES`` and ``runs``, in the order of their ``ORDER``."""
+    found = []
+    for m in pkgutil.iter_modules(scbjax.studies.__path__):
+        if m.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"scbjax.studies.{m.name}")
+        if hasattr(mod, "MODES") and hasattr(mod, "runs"):
+            found.append((mod.ORDER, m.name))
+    return tuple(name for _, name in sorted(found))
 
-    id: str  # "1", "2a", ...
-    name: str  # short title, e.g. "two stages: stage-1 length grows with T"
-    measured: str  # the measured number(s), human-readable
-    criterion: str  # the PASS criterion, human-readable
-    passed: bool
-    study: str = ""
+
+STUDIES = discover()
 
 
 def load_study(name: str):
@@ -69,22 +81,13 @@ def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True
     path or results of another mode (unless ``overwrite``). With ``create`` False this only
     checks (nothing is created or removed); with ``create`` it makes ``out``, removes what
     ``overwrite`` replaces and records the mode in ``OUT/job.json``."""
-    from scbjax.util.fileio import atomic_write as _atomic_write
-    from scbjax.util.fileio import check_dir
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} is not a directory")
-    job = out / JOB_FILE
-    prev = None
-    if job.exists():
-        try:
-            prev = json.loads(job.read_text()).get("mode")
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
-            prev = "unreadable"
-        if prev != mode and not overwrite:
-            raise ConfigError("--out", f"{out} holds results of mode {prev!r}, not {mode!r}:"
-                              " choose another --out, or --overwrite to replace them")
+    prev = job_mode(out)
+    if prev is not None and prev != mode and not overwrite:
+        raise ConfigError("--out", f"{out} holds results of mode {prev!r}, not {mode!r}:"
+                          " choose another --out, or --overwrite to replace them")
     check_dir(out, "--out")
     if not create:
         return
@@ -96,8 +99,7 @@ def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError("--out", f"cannot write to {out}: {e.strerror or e}") from None
-    _atomic_write(job, lambda f: f.write(json.dumps({"kind": "reproduce", "mode": mode})
-                                         .encode()))
+    write_job(out, mode)
 
 
 def plan(mode: str, only: list[str] | None = None) -> list[dict]:
@@ -122,18 +124,9 @@ def plan(mode: str, only: list[str] | None = None) -> list[dict]:
 def calibrate() -> dict:
     """A short timed run on this machine: seconds per sample-step per unit of work
     (T + N) N, and seconds per compile (the estimate of ``estimate_seconds``)."""
-    import jax
-
-    from scbjax.engine.executor import Log, run_spec
-    from scbjax.engine.spec import RunSpec, grid
-    from scbjax.core.task import TaskConfig
-    from scbjax.sim.train import Phase, TrainConfig
-
     N, T, B, S, steps = 8, 32, 32, 16, 400
     cfg = TrainConfig(task=TaskConfig(N=N, T=T, Q=2), phases=(Phase(steps, B, 0.02, 0.02),),
                       log_every=steps // 2)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as d:
         spec = RunSpec(cfg, grid(range(S)), chunk_steps=steps // 2)
         t0 = time.perf_counter()
@@ -174,8 +167,6 @@ def run_studies(mode: str, out, only: list[str] | None = None, *,
                 log: Callable[[str], None] = print, quiet: bool = False,
                 overwrite: bool = False) -> dict[str, float]:
     """Run (or resume, or reuse) each study's specs into ``out/<study>``; seconds per study."""
-    from scbjax.engine.executor import Job, Log, execute
-
     names = _select(only)
     out = Path(out)
     specs = {n: study_specs(n, mode) for n in names}
@@ -197,22 +188,7 @@ def run_studies(mode: str, out, only: list[str] | None = None, *,
 
 def load_results(name: str, mode: str, out):
     """The study's saved ``RunSet`` (hashes checked against its specs in ``mode``)."""
-    from scbjax.engine.executor import load
-
     return load(study_specs(name, mode), Path(out) / name)
-
-
-def stored_mode(out) -> str:
-    p = Path(out) / JOB_FILE
-    try:
-        mode = json.loads(p.read_text()).get("mode")
-    except FileNotFoundError:
-        raise ConfigError(str(out), f"no {JOB_FILE}: not a `scbjax reproduce` output") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError) as e:
-        raise ConfigError(str(p), f"unreadable ({e})") from None
-    if mode not in MODES:
-        raise ConfigError(str(p), f"unknown mode {mode!r}")
-    return mode
 
 
 def check_results(out, only: list[str] | None = None, mode: str | None = None) -> str:
@@ -228,8 +204,6 @@ def check_results(out, only: list[str] | None = None, mode: str | None = None) -
 
 def tracked_files(directory) -> list[str]:
     """The files git tracks in ``directory`` ([] outside a git work tree or without git)."""
-    import subprocess
-
     d = Path(directory)
     if not d.is_dir():
         return []
@@ -251,8 +225,6 @@ def check_figures_target(figures, mode: str) -> None:
 
 def stamp(mode: str) -> str:
     """The line every figure carries: package version, mode, commit, date."""
-    from scbjax.engine.meta import git_commit, versions
-
     commit = (git_commit() or "no-git")[:10]
     return (f"scbjax {versions().get('scbjax', '?')} | reproduce --{mode} | {commit} | "
             f"{time.strftime('%Y-%m-%d')}")
@@ -261,8 +233,6 @@ def stamp(mode: str) -> str:
 def plot_studies(out, figures_dir, only: list[str] | None = None,
                  log: Callable[[str], None] = print, mode: str | None = None) -> list[Path]:
     """Regenerate every figure (PNG and PDF) from the saved results under ``out``."""
-    from scbjax.app import plots
-
     out, paths = Path(out), []
     mode = mode or stored_mode(out)
     for name in _select(only):
@@ -290,10 +260,8 @@ def check_claims(out, only: list[str] | None = None, mode: str | None = None) ->
         claims += [dataclasses.replace(c, study=name)
                    for c in st.claims(load_results(name, mode, out), st.MODES[mode])]
     if set(names) == set(STUDIES):
-        from scbjax.util.fileio import atomic_write as _atomic_write
-
         text = json.dumps([dataclasses.asdict(c) for c in claims], indent=2).encode()
-        _atomic_write(out / CLAIMS_FILE, lambda f: f.write(text))
+        atomic_write(out / CLAIMS_FILE, lambda f: f.write(text))
     return claims
 
 
@@ -326,9 +294,3 @@ def _wrap(text: str, width: int) -> list[str]:
             cur = f"{cur} {word}" if cur else word
     return lines + [cur] if cur or not lines else lines
 
-
-def fmt(x: float, digits: int = 3) -> str:
-    """A number for the claims table (nan as 'n/a')."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{digits}g}"

@@ -104,13 +104,23 @@ def measure(params: Params, task: Task, model: str = "linear") -> dict[str, Arra
     }
 
 
-def first_crossing(x_L: np.ndarray, samples_L: np.ndarray, threshold: float,
-                   below: bool = False) -> float:
-    """Samples at the first log point where x >= threshold (or <= with ``below``); nan if never."""
-    x_L = np.asarray(x_L)
-    hit = x_L <= threshold if below else x_L >= threshold
-    idx = np.flatnonzero(hit)
-    return float(np.asarray(samples_L)[idx[0]]) if idx.size else float("nan")
+def first_crossing(Y, X, thr, below: bool = False, start=None, never: float = float("nan")):
+    """Samples ``X`` at the first log point (at or after index ``start``) where ``Y >= thr``
+    (``Y <= thr`` with ``below``), compared in float64; ``never`` where no point is. One curve
+    (``Y`` and ``X`` [L]: a float) or one row per run (``Y`` [R, L], ``X`` [R, L] or [L]: an
+    array [R]; ``thr`` and ``start`` a number or one per row)."""
+    Y = np.asarray(Y, float)
+    one = Y.ndim == 1
+    Y = np.atleast_2d(Y)
+    R, L = Y.shape
+    X = np.broadcast_to(np.asarray(X, float), (R, L))
+    thr = np.broadcast_to(np.asarray(thr, float), (R,))[:, None]
+    hit = Y <= thr if below else Y >= thr
+    if start is not None:
+        hit &= np.arange(L)[None, :] >= np.broadcast_to(np.asarray(start), (R,))[:, None]
+    at = X[np.arange(R), np.argmax(hit, axis=1)] if L else np.full(R, never)
+    out = np.where(hit.any(axis=1), at, never)
+    return float(out[0]) if one else out
 
 
 def stage1_length(corr_V_L, samples_L, threshold: float = 0.5) -> float:

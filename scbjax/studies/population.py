@@ -1,5 +1,5 @@
-"""Population (infinite-sample) dynamics beside stochastic runs at several batch sizes
-(spec figure 6).
+"""Population (infinite-sample) dynamics beside stochastic runs at several batch sizes (figure 6;
+simulator checks S1, S2).
 
 Every seed has its own task instance (the task stream of its key) and is trained four times with
 the paper's method ``ppd`` from the uniform start, with the same learning rate, lambda and number
@@ -15,20 +15,21 @@ Simulator checks (not paper claims), fixed before measuring:
 - ``S2`` noise floor shrinks with batch: the final median excess loss decreases strictly as B
   grows.
 Measured numbers and what was observed: docs/findings.md
-Reconstruction choices: those of ``scbjax.train.TrainConfig`` defaults (true mu, affine
+Reconstruction choices: those of ``scbjax.sim.train.TrainConfig`` defaults (true mu, affine
 projection, prox then project); the settings per mode are in ``MODES``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
-from scbjax.app import plots
-from scbjax.app.reproduce import Claim, fmt
-from scbjax.engine.spec import RunSpec, grid
 from scbjax.core.task import TaskConfig
+from scbjax.engine.spec import RunSpec, grid
 from scbjax.sim.train import Phase, TrainConfig
+from scbjax.studies import plots
+from scbjax.studies.base import Claim, fmt
 
 TITLE = "Population (infinite-sample) dynamics against stochastic runs at several batch sizes"
 FIGURES = {
@@ -36,6 +37,7 @@ FIGURES = {
                        "batch sizes B (median and 10-90% band over seeds) beside the exact "
                        "population-gradient dynamics drawn at samples = steps * B.",
 }
+ORDER = 2  # after scaling
 RATIO = 1.5  # S1: allowed factor between stochastic and population excess loss
 REL_FLOOR = 0.01  # S1: compare where the population excess loss is >= 1% of its initial value
 
@@ -67,21 +69,31 @@ def _config(st: Settings, batch: int, population: bool) -> TrainConfig:
                        log_every=st.log_every, population=population)
 
 
+POP = "pop"  # the spec of the population run
+
+
+def spec_name(B: int) -> str:
+    """The spec of the stochastic runs at batch size B: "B<B>"."""
+    return f"B{B}"
+
+
 def runs(st: Settings) -> dict[str, RunSpec]:
-    """The population run ("pop") and one stochastic run per batch size ("B<B>"), same seeds."""
+    """The population run (``POP``) and one stochastic run per batch size (``spec_name``), same
+    seeds."""
     seeds = range(st.seeds)
-    specs = {"pop": RunSpec(_config(st, 1, True), grid(seeds))}
+    specs = {POP: RunSpec(_config(st, 1, True), grid(seeds))}
     for B in st.batches:
-        specs[f"B{B}"] = RunSpec(_config(st, B, False), grid(seeds, {"B": B}))
+        specs[spec_name(B)] = RunSpec(_config(st, B, False), grid(seeds, {"B": B}))
     return specs
 
 
-def _load(rs):
-    return rs["pop"], {int(k[1:]): r for k, r in rs.items() if k.startswith("B")}
+def _load(rs, st: Settings):
+    """The population runs and, per batch size, the stochastic runs."""
+    return rs[POP], {B: rs[spec_name(B)] for B in st.batches}
 
 
 def figures(rs, st: Settings) -> dict:
-    pop, runs = _load(rs)
+    pop, runs = _load(rs, st)
     n = len(st.batches)
     fig, ax = plots.new_figure(2, n, height=3.6)
     for j, B in enumerate(st.batches):
@@ -104,7 +116,7 @@ def figures(rs, st: Settings) -> dict:
 
 
 def claims(rs, st: Settings) -> list[Claim]:
-    pop, runs = _load(rs)
+    pop, runs = _load(rs, st)
     e_pop = pop["metrics/excess_loss"]
     m_pop = np.median(e_pop, 0)
     r_pop = np.median(e_pop / e_pop[:, :1], 0)

@@ -1,4 +1,5 @@
-"""Recovery of the ground truth (paper claim 2): ppd from the uniform start reaches (P, q).
+"""Recovery of the ground truth (paper P2; figure 7; claim 5): ppd from the uniform start
+reaches (P, q).
 
 For each (N, T, Q) of the grid (``Setup.settings``), S seeds (each its own random task) train
 with the paper's preconditioned projected proximal descent, one spec "N<N>_T<T>_Q<Q>" (label
@@ -9,10 +10,7 @@ Reconstruction choices [recon] (module constants, switchable):
 - ``METHOD``: ppd options: true mu, affine projection of V and A, prox then project.
 - Schedule (``Setup.schedule``, ``phases``): a small-batch phase (batch 32, stage 1: the
   correlation rises), then phases of growing batch and decaying learning rate.
-  ``lr_A_ratio(T)``: lr_A = ratio * lr_V after stage 1, ratio = 64 / T clipped to [1, 4]
-  (the attention block's curvature is several times smaller than the value block's, but A's
-  step noise grows with T).
-- A simplex projection of A (instead of affine): not used.
+  ``lr_A_ratio(T)``: lr_A = ratio * lr_V after stage 1, ratio = 64 / T clipped to [1, 4].
 - the l1 weight: 0 in the first phase, then the studies' default (``scbjax.l1.default_lam``
   at the phase's batch and lr_A).
 
@@ -28,12 +26,12 @@ import dataclasses
 
 import numpy as np
 
-from scbjax.optim import l1
-from scbjax.app import plots
-from scbjax.app.reproduce import Claim, fmt
-from scbjax.engine.spec import RunSpec, grid
 from scbjax.core.task import TaskConfig
+from scbjax.engine.spec import RunSpec, grid
+from scbjax.optim import l1
 from scbjax.sim.train import Phase, TrainConfig
+from scbjax.studies import plots
+from scbjax.studies.base import Claim, finals, fmt
 
 TITLE = "Recovery of the ground truth (P, q) by the paper's method"
 FIGURES = {
@@ -41,6 +39,7 @@ FIGURES = {
                      "samples for each (N, T, Q), median and 10-90% band over seeds, with the "
                      "recovery threshold eps_rec.",
 }
+ORDER = 5  # after softmax
 
 EPS_REC = 0.1  # claim threshold on the median final relative distances (fixed)
 METHOD = dict(optimizer="ppd", mu="true", projection_V="affine", projection_A="affine",
@@ -48,9 +47,8 @@ METHOD = dict(optimizer="ppd", mu="true", projection_V="affine", projection_A="a
 
 
 def lr_A_ratio(T: int) -> float:
-    """lr_A / lr_V after stage 1: 64 / T clipped to [1, 4] (A's step noise grows with T)."""
+    """lr_A / lr_V after stage 1: 64 / T clipped to [1, 4]."""
     return float(np.clip(64.0 / T, 1.0, 4.0))
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +69,7 @@ MODES = {
     "full": Setup(settings=((8, 16, 2), (10, 64, 2), (16, 32, 3), (10, 200, 2), (16, 64, 3),
                             (20, 128, 4)), seeds=32,
                   schedule=((4000, 32, 0.2), (1000, 256, 0.2), (2000, 1024, 0.1),
-                            (2000, 2048, 0.03), (1000, 4096, 0.01)),  # not run yet
+                            (2000, 2048, 0.03), (1000, 4096, 0.01)),
                   log_every=200),
 }
 
@@ -90,6 +88,7 @@ def config(N: int, T: int, Q: int, su: Setup) -> TrainConfig:
 
 
 def _name(N: int, T: int, Q: int) -> str:
+    """The spec of one setting: "N<N>_T<T>_Q<Q>"."""
     return f"N{N}_T{T}_Q{Q}"
 
 
@@ -97,12 +96,6 @@ def runs(su: Setup) -> dict[str, RunSpec]:
     """One spec per (N, T, Q), named "N<N>_T<T>_Q<Q>", over the same seeds (label seed)."""
     return {_name(N, T, Q): RunSpec(config(N, T, Q, su), grid(range(su.seeds)))
             for N, T, Q in su.settings}
-
-
-def _final(runs, name: str) -> np.ndarray:
-    """Final value per seed; a diverged (non-finite) seed counts as +inf."""
-    x = runs.final(name).astype(float)
-    return np.where(np.isfinite(x), x, np.inf)
 
 
 def figures(rs, su: Setup) -> dict:
@@ -131,7 +124,7 @@ def claims(rs, su: Setup) -> list[Claim]:
     parts, ok = [], True
     for N, T, Q in su.settings:
         a = rs[_name(N, T, Q)]
-        dV, dA = _final(a, "rel_dist_V"), _final(a, "rel_dist_A")
+        dV, dA = finals(a, "rel_dist_V"), finals(a, "rel_dist_A")
         mV, mA = float(np.median(dV)), float(np.median(dA))
         ok &= bool(mV <= EPS_REC and mA <= EPS_REC)
         parts.append(f"({N},{T},{Q}): med V {fmt(mV)} A {fmt(mA)}, worst V {fmt(dV.max())} "

@@ -1,4 +1,5 @@
-"""Softmax against linear transformer (paper claim 6, spec figure 5 = the paper's Figure 2).
+"""Softmax against linear transformer (paper P6; figure 5 = the paper's Figure 2; claims 4a,
+4b).
 
 Specs "linear" and "softmax" (label seed): both models train on the same task instances (same
 seed keys -> same task stream) with the MSE loss and the same batch/step schedule
@@ -25,13 +26,13 @@ import jax
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from scbjax.app import plots
 from scbjax.core.metrics import corr_A
 from scbjax.core.model import attention
-from scbjax.app.reproduce import Claim, fmt
-from scbjax.engine.spec import RunSpec, grid
 from scbjax.core.task import TaskConfig
+from scbjax.engine.spec import RunSpec, grid
 from scbjax.sim.train import Phase, TrainConfig
+from scbjax.studies import plots
+from scbjax.studies.base import Claim, fmt
 
 TITLE = "Softmax and linear transformers learn similar attention, values and loss"
 FIGURES = {
@@ -39,6 +40,7 @@ FIGURES = {
                     "and by the softmax model beside the ground truth q and P for one seed, and "
                     "both excess-loss and attention-correlation curves against samples.",
 }
+ORDER = 4  # after vs_sgd
 
 SOFTMAX_OPT = "ppd"  # "ppd" (lambda = 0, logits not projected) or "adam"
 LR_W_SCALE = 256.0  # softmax logit lr = LR_W_SCALE * linear lr_A (ppd)

@@ -9,28 +9,28 @@ Runs, at batch ``Setup.batch`` (8), every T of ``Setup.Ts`` and both budgets of
 ``Setup.samples`` (the larger 4x the smaller); every arm of a (T, budget) sees the same tasks and
 samples (seeds ``Setup.seeds``: the data stream of step t is ``fold_in(data_key, t)``):
 - ``ppd``: ppd without the l1 step (lambda = 0), on ``vs_sgd``'s small-batch schedule (three
-  phases, ``vs_sgd.FRACTIONS`` of the steps, rate ``vs_sgd.PPD_LR`` x ``vs_sgd.LR_DECAY``, the
+  phases, ``base.FRACTIONS`` of the steps, rate ``vs_sgd.PPD_LR`` x ``base.LR_DECAY``, the
   rate scaled by B / 8 at a larger batch, at most ``LR_MAX``), soft prox, affine projections;
 - ``ppd_l1``: the same with the l1 step after the first phase, lambda = ``l1.lam_for`` of the
   phase's step size (the variance rule, docs/spec.md; its constant chosen on tuning seeds);
 - ``sgd_const``: unregularized SGD at a constant rate, every rate of ``SGD_LRS``;
-- ``sgd_decay``: unregularized SGD with ppd's decay from every rate of ``SGD_DECAY_LRS``.
+- ``sgd_decay``: unregularized SGD with ppd's decay from every rate of ``SGD_DECAY_LRS``
+  (both ``base.sgd_grid``).
 SGD arms are reported at their best rate, chosen per distance, T and budget (median over seeds).
 Controls: ``ppd``/``ppd_l1`` at ``Setup.batch_ctrl`` (64) at ``Setup.ctrl_Ts`` (the larger
-budget only); and at one more
-(N, Q, T) (``Setup.extra``) at batch 8.
+budget only); and at one more (N, Q, T) (``Setup.extra``) at batch 8.
 
 Metrics per run: final rel. distances of V and A, off-support mass, and samples until
 rel dist_A <= eps for each eps of ``EPS`` (+inf when never: censored, counted in the table).
-T-exponents by ``scaling.fit_exponent`` (log median against log T, bootstrap over seeds).
+T-exponents by ``base.fit_exponent`` (log median against log T, bootstrap over seeds).
 
 Claims (criteria fixed before measuring; docs/claims.md):
 - ``6a`` variance: at B = 8 and the larger budget, every unregularized arm's T-exponent of the
   final rel dist_A has its interval above 0, and at the largest T its median does not fall
   with 4x the samples (large >= small); the l1 arm's interval lies below each of theirs.
-- ``6b`` small batch: at B = 8 and every T >= ``Setup.T_large`` (256), the l1 arm's median final rel dist_A
-  and rel dist_V (larger budget) are below every unregularized arm's, and its rel dist_A falls
-  from the smaller budget to the larger.
+- ``6b`` small batch: at B = 8 and every T >= ``Setup.T_large`` (256), the l1 arm's median
+  final rel dist_A and rel dist_V (larger budget) are below every unregularized arm's, and its
+  rel dist_A falls from the smaller budget to the larger.
 - ``6c`` default: ``l1.DEFAULT`` agrees with the decision rule ``decide_default`` on this run.
 - ``6d`` another (N, Q): at ``Setup.extra``, ppd's median rel dist_A does not fall with 4x the
   samples and the l1 arm ends below it at both budgets.
@@ -41,19 +41,23 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 
 import numpy as np
-from matplotlib.ticker import NullFormatter
 
-from scbjax.optim import l1
-from scbjax.app import plots
-from scbjax.studies import vs_sgd
-from scbjax.studies.scaling import first_crossing, fit_exponent
-from scbjax.studies.scaling import _below  # the interval of f lies below g's
-from scbjax.app.reproduce import Claim, fmt
-from scbjax.engine.spec import RunSpec, grid
 from scbjax.core.task import TaskConfig
+from scbjax.engine.executor import Log, execute, load
+from scbjax.engine.outdir import stored_mode
+from scbjax.engine.spec import RunSpec, grid
+from scbjax.optim import l1
 from scbjax.sim.train import Phase, TrainConfig
+from scbjax.studies import _variance_figures as figs
+from scbjax.studies import vs_sgd
+from scbjax.studies._variance_tables import (ARMS, EPS, V_SLACK, check_extra, check_small_batch,
+                                             check_variance, decide_default, format_exponents,
+                                             format_table, row)
+from scbjax.studies.base import (CONSTANT, LR_DECAY, Claim, finals, first_crossing,
+                                 fit_exponent, fmt, fmt_samples, median, phase_steps, sgd_grid)
 
 TITLE = "Small batch: the l1 step against the variance that grows with T"
 FIGURES = {
@@ -61,17 +65,12 @@ FIGURES = {
                      "and budget (median and quartiles over seeds, log-log, fitted lines), and "
                      "at the largest T the distances against samples for every arm.",
 }
+ORDER = 6  # last
 
-ARMS = ("ppd", "ppd_l1", "sgd_const", "sgd_decay")
-UNREG = ("ppd", "sgd_const", "sgd_decay")
-ARM_NAMES = {"ppd": r"ppd, $\lambda=0$", "ppd_l1": r"ppd, $\lambda$ by the rule",
-             "sgd_const": "SGD, constant rate", "sgd_decay": "SGD, ppd's decay"}
 PPD_METHOD = dict(vs_sgd.PPD_METHOD, prox="soft")
 SGD_LRS = (0.003, 0.01, 0.03)
 SGD_DECAY_LRS = (0.01, 0.03, 0.1)
 LR_MAX = 0.1
-EPS = (0.5, 0.3)  # samples until rel dist_A <= eps
-V_SLACK = 1.05  # decide_default: the l1 arm's rel dist_V at most this x ppd's
 METRICS = ("rel_dist_A", "rel_dist_V", "off_support_mass")
 C_GRID = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0)  # tuning: the rule constant (0: lambda 0)
 
@@ -121,17 +120,13 @@ def rate(su: Setup, B: int) -> float:
     return lr_at(su.batch)
 
 
-def _steps(samples: int, B: int) -> list[int]:
-    total = samples // B
-    n = [int(round(f * total)) for f in vs_sgd.FRACTIONS]
-    return n[:-1] + [total - sum(n[:-1])]
-
-
 def config(su: Setup, N: int, Q: int, T: int, B: int, samples: int, opt: str) -> TrainConfig:
-    steps = _steps(samples, B)
+    """The config of optimizer ``opt`` ("ppd" or "sgd") at one setting and budget: the
+    small-batch schedule (``base.phase_steps``) over ``samples // B`` steps."""
+    steps = phase_steps(samples // B)
     lr = rate(su, B)
     phases = tuple(Phase(steps=k, batch=B, lr_V=lr * d, lr_A=lr * d)
-                   for k, d in zip(steps, vs_sgd.LR_DECAY))
+                   for k, d in zip(steps, LR_DECAY))
     method = PPD_METHOD if opt == "ppd" else {"optimizer": "sgd"}
     return TrainConfig(task=TaskConfig(N=N, T=T, Q=Q), phases=phases,
                        log_every=max(1, sum(steps) // su.n_logs), **method)
@@ -164,13 +159,9 @@ def _ppd_runs(su: Setup, cfg: TrainConfig, control: bool) -> tuple:
 
 
 def _sgd_runs(su: Setup) -> tuple:
-    out = ()
-    for arm, lrs, decay in (("sgd_const", SGD_LRS, (1.0,) * len(vs_sgd.LR_DECAY)),
-                            ("sgd_decay", SGD_DECAY_LRS, vs_sgd.LR_DECAY)):
-        for lr in lrs:
-            out += grid(_seeds(su, su.sgd_seeds), {"arm": arm, "lr": float(lr)},
-                        lr=tuple(float(lr * d) for d in decay), lam=0.0)
-    return out
+    return sgd_grid(_seeds(su, su.sgd_seeds), "arm", (("sgd_const", SGD_LRS, CONSTANT),
+                                                     ("sgd_decay", SGD_DECAY_LRS, LR_DECAY)),
+                    lam=0.0)
 
 
 def settings(su: Setup) -> list[tuple[int, int, int, int]]:
@@ -203,16 +194,6 @@ def runs(su: Setup) -> dict[str, RunSpec]:
 # --- analysis -----------------------------------------------------------------------------
 
 
-def finals(r, metric: str) -> np.ndarray:
-    """Final value per run; non-finite (diverged) counts as +inf."""
-    x = r.final(metric).astype(float)
-    return np.where(np.isfinite(x), x, np.inf)
-
-
-def _med(x) -> float:
-    return float(np.median(x)) if len(x) else float("nan")
-
-
 def arm_runs(rs, su: Setup, arm: str, N: int, Q: int, T: int, B: int, n: int,
              metric: str = "rel_dist_A"):
     """The runs of ``arm`` at one setting and budget; an SGD arm at its best rate for
@@ -220,7 +201,7 @@ def arm_runs(rs, su: Setup, arm: str, N: int, Q: int, T: int, B: int, n: int,
     if arm.startswith("sgd"):
         r = rs[name("sgd", N, Q, T, B, n)].select(arm=arm)
         lrs = r.values("lr")
-        best = min(lrs, key=lambda lr: _med(finals(r.select(lr=lr), metric)))
+        best = min(lrs, key=lambda lr: median(finals(r.select(lr=lr), metric)))
         return r.select(lr=best)
     return rs[name("ppd", N, Q, T, B, n)].select(arm=arm)
 
@@ -228,7 +209,8 @@ def arm_runs(rs, su: Setup, arm: str, N: int, Q: int, T: int, B: int, n: int,
 def samples_to(r, eps: float) -> np.ndarray:
     """Per run: samples until rel dist_A <= eps first (+inf: never, censored)."""
     Y = r.metric("rel_dist_A").astype(float)
-    return first_crossing(np.where(np.isfinite(Y), Y, np.inf), r.samples, eps, below=True)
+    return first_crossing(np.where(np.isfinite(Y), Y, np.inf), r.samples, eps, below=True,
+                          never=np.inf)
 
 
 def _has_sgd(su: Setup, N: int, Q: int, T: int, B: int, n: int) -> bool:
@@ -252,14 +234,14 @@ def table(rs, su: Setup) -> list[dict]:
                 row = {"N": N, "Q": Q, "T": T, "B": B, "samples": n, "arm": arm}
                 for m in METRICS:
                     r = arm_runs(rs, su, arm, N, Q, T, B, n, m)
-                    row[m] = _med(finals(r, m))
+                    row[m] = median(finals(r, m))
                     if arm.startswith("sgd"):
                         row[f"lr_{m}"] = float(r.label("lr")[0])
                 r = arm_runs(rs, su, arm, N, Q, T, B, n)
                 row["seeds"] = len(r)
                 for eps in EPS:
                     s = samples_to(r, eps)
-                    row[f"to_{eps:g}"] = _med(s)
+                    row[f"to_{eps:g}"] = median(s)
                     row[f"censored_{eps:g}"] = int(np.isinf(s).sum())
                 rows.append(row)
     return rows
@@ -286,73 +268,15 @@ def exponents(rs, su: Setup, B: int | None = None) -> dict:
     return out
 
 
-def _row(rows, **kw) -> dict:
-    for r in rows:
-        if all(r[k] == v for k, v in kw.items()):
-            return r
-    raise KeyError(kw)
-
-
-def check_variance(fits: dict, rows, su: Setup) -> bool:
-    """Claim 6a (see the module docstring) from the fits and the table."""
-    small, large = su.samples
-    T = max(su.Ts)
-    ok = True
-    for arm in UNREG:
-        f = fits[(arm, large, "rel_dist_A")]
-        at = {n: _row(rows, N=su.N, Q=su.Q, T=T, B=su.batch, samples=n, arm=arm)["rel_dist_A"]
-              for n in su.samples}
-        ok &= bool(np.isfinite(f.lo) and f.lo > 0) and at[large] >= at[small]
-        ok &= _below(fits[("ppd_l1", large, "rel_dist_A")], f)
-    return bool(ok)
-
-
-def check_small_batch(rows, su: Setup) -> bool:
-    """Claim 6b (see the module docstring) from the table."""
-    small, large = su.samples
-    ok = True
-    for T in (T for T in su.Ts if T >= su.T_large):
-        cell = {a: _row(rows, N=su.N, Q=su.Q, T=T, B=su.batch, samples=large, arm=a)
-                for a in ARMS}
-        for m in ("rel_dist_A", "rel_dist_V"):
-            ok &= all(cell["ppd_l1"][m] < cell[a][m] for a in UNREG)
-        s = _row(rows, N=su.N, Q=su.Q, T=T, B=su.batch, samples=small, arm="ppd_l1")
-        ok &= cell["ppd_l1"]["rel_dist_A"] < s["rel_dist_A"]
-    return bool(ok)
-
-
-def decide_default(rows, su: Setup) -> str:
-    """"rule" iff at batch 8, the largest T and the larger budget, ppd_l1's median rel dist_A
-    is below ppd's and its rel dist_V at most ``V_SLACK`` x ppd's; else "none"."""
-    cell = {a: _row(rows, N=su.N, Q=su.Q, T=max(su.Ts), B=su.batch, samples=su.samples[-1],
-                    arm=a) for a in ("ppd", "ppd_l1")}
-    ok = (cell["ppd_l1"]["rel_dist_A"] < cell["ppd"]["rel_dist_A"]
-          and cell["ppd_l1"]["rel_dist_V"] <= V_SLACK * cell["ppd"]["rel_dist_V"])
-    return "rule" if ok else "none"
-
-
-def check_extra(rows, su: Setup) -> bool:
-    """Claim 6d (see the module docstring) from the table."""
-    N, Q, T = su.extra
-    small, large = su.samples
-    c = {(a, n): _row(rows, N=N, Q=Q, T=T, B=su.batch, samples=n, arm=a)["rel_dist_A"]
-         for a in ("ppd", "ppd_l1") for n in su.samples}
-    return bool(c[("ppd", large)] >= c[("ppd", small)]
-                and all(c[("ppd_l1", n)] < c[("ppd", n)] for n in su.samples))
-
-
-def _k(n: int) -> str:
-    return f"{n / 1000:g}k" if n < 1_000_000 else f"{n / 1e6:g}M"
-
-
 def claims(rs, su: Setup) -> list[Claim]:
     rows = table(rs, su)
     fits = exponents(rs, su)
     small, large = su.samples
+    k_s, k_l = fmt_samples(small), fmt_samples(large)
     T = max(su.Ts)
     ex = "; ".join(f"{a} {fits[(a, large, 'rel_dist_A')].text()}" for a in ARMS)
     grow = "; ".join(
-        f"{a} " + " -> ".join(fmt(_row(rows, N=su.N, Q=su.Q, T=T, B=su.batch, samples=n,
+        f"{a} " + " -> ".join(fmt(row(rows, N=su.N, Q=su.Q, T=T, B=su.batch, samples=n,
                                        arm=a)["rel_dist_A"]) for n in su.samples)
         for a in ARMS)
     ctrl = exponents(rs, su, su.batch_ctrl) if len(su.ctrl_Ts) >= 2 else {}
@@ -360,8 +284,8 @@ def claims(rs, su: Setup) -> list[Claim]:
                  f", ppd_l1 {ctrl[('ppd_l1', large, 'rel_dist_A')].text()}" if ctrl else "")
     c6a = Claim(
         "6a", "small batch: without the l1 step the error of A grows with T and with training",
-        f"T-exponent of median final rel dist_A (B={su.batch}, {_k(large)} samples, T="
-        + "/".join(map(str, su.Ts)) + f"): {ex}; at T={T}, {_k(small)} -> {_k(large)}: {grow}"
+        f"T-exponent of median final rel dist_A (B={su.batch}, {k_l} samples, T="
+        + "/".join(map(str, su.Ts)) + f"): {ex}; at T={T}, {k_s} -> {k_l}: {grow}"
         + ctrl_text,
         f"every unregularized arm (ppd lambda=0, SGD constant and with ppd's decay, best rate "
         f"per T): interval above 0 and at T={T} no fall with 4x samples; the l1 arm's "
@@ -369,32 +293,32 @@ def claims(rs, su: Setup) -> list[Claim]:
         check_variance(fits, rows, su))
     parts = []
     for Tl in (t for t in su.Ts if t >= su.T_large):
-        cell = {a: _row(rows, N=su.N, Q=su.Q, T=Tl, B=su.batch, samples=large, arm=a)
+        cell = {a: row(rows, N=su.N, Q=su.Q, T=Tl, B=su.batch, samples=large, arm=a)
                 for a in ARMS}
-        s = _row(rows, N=su.N, Q=su.Q, T=Tl, B=su.batch, samples=small, arm="ppd_l1")
+        s = row(rows, N=su.N, Q=su.Q, T=Tl, B=su.batch, samples=small, arm="ppd_l1")
         parts.append(f"T={Tl}: " + ", ".join(
             f"{a} A {fmt(cell[a]['rel_dist_A'])} V {fmt(cell[a]['rel_dist_V'])}" for a in ARMS)
             + f"; ppd_l1 A {fmt(s['rel_dist_A'])} -> {fmt(cell['ppd_l1']['rel_dist_A'])}")
     c6b = Claim(
         "6b", "small batch: the l1 method converges where unregularized methods fail",
-        "; ".join(parts) + f" (median final rel. distances, B={su.batch}, {_k(large)} samples)",
+        "; ".join(parts) + f" (median final rel. distances, B={su.batch}, {k_l} samples)",
         f"at every T >= {su.T_large}: ppd_l1's rel dist_A and rel dist_V below every "
-        f"unregularized arm's, and its rel dist_A falls from {_k(small)} to {_k(large)}",
+        f"unregularized arm's, and its rel dist_A falls from {k_s} to {k_l}",
         check_small_batch(rows, su))
     decided = decide_default(rows, su)
     c6c = Claim(
         "6c", "the studies' default l1 step follows this evidence",
         f"decision on this run: {decided!r}; l1.DEFAULT = {l1.DEFAULT!r} (rule constant "
         f"C = {l1.RULE_C:g})",
-        f"'rule' iff at T={T}, {_k(large)} samples: ppd_l1's rel dist_A < ppd's and rel dist_V "
+        f"'rule' iff at T={T}, {k_l} samples: ppd_l1's rel dist_A < ppd's and rel dist_V "
         f"<= {V_SLACK:g} x ppd's; it equals l1.DEFAULT",
         decided == l1.DEFAULT)
     N2, Q2, T2 = su.extra
-    c = {(a, n): _row(rows, N=N2, Q=Q2, T=T2, B=su.batch, samples=n, arm=a)["rel_dist_A"]
+    c = {(a, n): row(rows, N=N2, Q=Q2, T=T2, B=su.batch, samples=n, arm=a)["rel_dist_A"]
          for a in ("ppd", "ppd_l1") for n in su.samples}
     c6d = Claim(
         "6d", f"the same at (N, Q, T) = ({N2}, {Q2}, {T2})",
-        f"median final rel dist_A, {_k(small)} -> {_k(large)}: ppd {fmt(c[('ppd', small)])} -> "
+        f"median final rel dist_A, {k_s} -> {k_l}: ppd {fmt(c[('ppd', small)])} -> "
         f"{fmt(c[('ppd', large)])}, ppd_l1 {fmt(c[('ppd_l1', small)])} -> "
         f"{fmt(c[('ppd_l1', large)])}",
         "ppd (lambda=0) does not fall with 4x samples; ppd_l1 below it at both budgets",
@@ -404,90 +328,20 @@ def claims(rs, su: Setup) -> list[Claim]:
 
 # --- figures ------------------------------------------------------------------------------
 
-COLORS = {"ppd": "C0", "ppd_l1": "C3", "sgd_const": "C2", "sgd_decay": "C1"}
-
-
-def _vs_T(ax, rs, su: Setup, fits: dict, metric: str) -> None:
-    Ts = np.asarray(su.Ts, float)
-    for arm in ARMS:
-        for n, style, marker in zip(su.samples, ("--", "-"), ("o", "s")):
-            if (arm, n, metric) not in fits:  # SGD at the smaller budget: the largest T only
-                continue
-            Y = [finals(arm_runs(rs, su, arm, su.N, su.Q, T, su.batch, n, metric), metric)
-                 for T in su.Ts]
-            med = np.asarray([_med(y) for y in Y])
-            lo = np.asarray([np.quantile(y, 0.25) for y in Y])
-            hi = np.asarray([np.quantile(y, 0.75) for y in Y])
-            ok = np.isfinite(med)
-            f = fits[(arm, n, metric)]
-            ax.errorbar(Ts[ok], med[ok], yerr=[np.maximum(med - lo, 0)[ok],
-                                               np.maximum(hi - med, 0)[ok]],
-                        fmt=marker, color=COLORS[arm], ms=3.5, capsize=2,
-                        mfc="white" if style == "--" else COLORS[arm])
-            if np.isfinite(f.b):
-                ax.plot(Ts, np.exp(f.a) * Ts ** f.b, style, color=COLORS[arm], lw=1.2,
-                        label=f"{ARM_NAMES[arm]}, {_k(n)}: slope {fmt(f.b, 2)}")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("context length $T$")
-
-
-def _vs_samples(ax, rs, su: Setup, metric: str) -> None:
-    T, n = max(su.Ts), su.samples[-1]
-    for arm in ARMS:
-        r = arm_runs(rs, su, arm, su.N, su.Q, T, su.batch, n, metric)
-        lab = ARM_NAMES[arm]
-        if arm.startswith("sgd"):
-            lab += f" (rate {float(r.label('lr')[0]):g})"
-        plots.band(ax, r.samples_L, r.metric(metric), label=lab, color=COLORS[arm],
-                   log_y=True)
-    ax.set_xlabel("samples")
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
 
 def figures(rs, su: Setup) -> dict:
+    """Figure 8 (``_variance_figures``): the arms at batch 8, distances of A and V."""
     fits = exponents(rs, su)
-    fig, ax = plots.new_figure(2, 2, height=6.2)
-    labels = {"rel_dist_A": r"$\|A-q\|_F/\|q\|_F$", "rel_dist_V": r"$\|V-P\|_F/\|P\|_F$"}
-    for j, m in enumerate(("rel_dist_A", "rel_dist_V")):
-        _vs_T(ax[0, j], rs, su, fits, m)
-        ax[0, j].set_ylabel(labels[m] + " (final)")
-        ax[0, j].set_title(f"({'ab'[j]}) final {labels[m]} against $T$, $B={su.batch}$")
-        _vs_samples(ax[1, j], rs, su, m)
-        ax[1, j].set_ylabel(labels[m])
-        ax[1, j].set_title(f"({'cd'[j]}) {labels[m]} at $T={max(su.Ts)}$, "
-                           f"{_k(su.samples[-1])} samples")
-    ax[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=6)
-    ax[1, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=6)
-    fig.suptitle(f"Small batch ($B={su.batch}$, $N={su.N}$, $Q={su.Q}$): open markers and "
-                 f"dashed fits {_k(su.samples[0])} samples, filled and solid "
-                 f"{_k(su.samples[-1])}; median and quartiles over seeds")
-    return {"fig8_variance": fig}
+    ms = ("rel_dist_A", "rel_dist_V")
+    Y = {(a, n, m): [finals(arm_runs(rs, su, a, su.N, su.Q, T, su.batch, n, m), m)
+                     for T in su.Ts]
+         for a in ARMS for n in su.samples for m in ms if (a, n, m) in fits}
+    last = {(a, m): arm_runs(rs, su, a, su.N, su.Q, max(su.Ts), su.batch, su.samples[-1], m)
+            for a in ARMS for m in ms}
+    return {"fig8_variance": figs.fig_variance(su, fits, Y, last)}
 
 
-# --- reports (docs/findings.md) and the tuning of the rule's constant ------------------------
-
-
-def format_table(rows) -> str:
-    cols = ["N", "Q", "T", "B", "samples", "arm", "rel_dist_A", "rel_dist_V",
-            "off_support_mass"] + [f"to_{e:g}" for e in EPS] + [f"censored_{e:g}" for e in EPS]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c, "")
-            if c == "arm" and r["arm"].startswith("sgd"):
-                v = f"{v} (lr {r['lr_rel_dist_A']:g}/{r['lr_rel_dist_V']:g})"
-            cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def format_exponents(fits: dict) -> str:
-    lines = ["| arm | samples | metric | T-exponent [95%] |", "|---|---|---|---|"]
-    for (arm, n, m), f in fits.items():
-        lines.append(f"| {arm} | {n} | {m} | {f.text()} |")
-    return "\n".join(lines)
+# --- the tuning of the rule's constant and the reports (docs/findings.md) ----------------
 
 
 def tune_table(rs, su: Setup = TUNE) -> tuple[list[dict], float]:
@@ -500,7 +354,7 @@ def tune_table(rs, su: Setup = TUNE) -> tuple[list[dict], float]:
             r = rs[name("ppd", su.N, su.Q, T, su.batch, n)]
             for C in C_GRID:
                 x = r.select(C=C)
-                a, v = _med(finals(x, "rel_dist_A")), _med(finals(x, "rel_dist_V"))
+                a, v = median(finals(x, "rel_dist_A")), median(finals(x, "rel_dist_V"))
                 lam = float(x["settings/lam"][0, -1]) if "settings/lam" in x else float("nan")
                 rows.append({"T": T, "samples": n, "C": C, "lam_last": lam, "rel_dist_A": a,
                              "rel_dist_V": v})
@@ -511,11 +365,6 @@ def tune_table(rs, su: Setup = TUNE) -> tuple[list[dict], float]:
 def main(argv: list[str]) -> int:
     """``tune OUT``: run the tuning seeds and print the tuning table and the chosen C;
     ``report OUT``: the table and exponents of a ``reproduce`` output's variance study."""
-    from pathlib import Path
-
-    from scbjax.engine.executor import Log, execute, load
-    from scbjax.app.reproduce import stored_mode
-
     if len(argv) != 2 or argv[0] not in ("tune", "report"):
         print("usage: python -m scbjax.studies.variance tune|report OUT", file=sys.stderr)
         return 2

@@ -1,25 +1,26 @@
-"""The paper's method against plain SGD with small batches (paper claim 5, its Figure 1).
+"""The paper's method against plain SGD with small batches (paper P5, its Figure 1; figure 4;
+claims 3a, 3b).
 
 Per setting (N, T, Q) (``Setup.cases``), S seeds (each its own random task; the same tasks for
 both methods):
 - ppd (spec "<claim>_ppd", label seed): preconditioned projected proximal descent at batch
-  ``BATCH`` throughout, three phases (``FRACTIONS`` of the steps) with learning rate ``PPD_LR``
-  times ``LR_DECAY``, the default l1 weight after the first phase (``scbjax.optim.l1``) and the
-  options in ``PPD_METHOD``;
+  ``BATCH`` throughout, three phases (``base.FRACTIONS`` of the steps) with learning rate
+  ``PPD_LR`` times ``base.LR_DECAY``, the default l1 weight after the first phase
+  (``scbjax.optim.l1``) and the options in ``PPD_METHOD``;
 - SGD (spec "<claim>_sgd", labels schedule, lr, seed): plain SGD on the unregularized MSE (same
   model, same uniform start, no preconditioning, no projection, no prox), same batch and same
   number of steps (so the same number of samples), constant learning rate
   (schedule="constant") at every rate lr of ``SGD_LRS`` (the baseline of the claims);
-- control (information only, not in the claims): SGD with ppd's decay ``LR_DECAY`` from each
-  initial rate lr of ``SGD_DECAY_LRS`` (schedule="decay"). All SGD seeds x schedules of a
-  setting in one compiled group.
+- control (information only, not in the claims): SGD with ppd's decay ``base.LR_DECAY`` from
+  each initial rate lr of ``SGD_DECAY_LRS`` (schedule="decay"). All SGD seeds x schedules of
+  a setting in one compiled group (``base.sgd_grid``).
 We record ||V - P||_F and ||A - q||_F against samples.
 
 Reconstruction choices [recon] (module constants, switchable): ``PPD_METHOD`` (true mu, affine
-projection of V and A, prox then project), the ppd schedule (``FRACTIONS``, ``LR_DECAY``,
-``PPD_LR``; the l1 weight: ``scbjax.l1.default_lam``), ``LR_A_RATIO`` (lr_A / lr_V after phase 0, per setting), ``BATCH``,
-``SGD_LRS``. A diverged (non-finite) run counts as distance +inf. Without preconditioning SGD's
-step on column k is about mu_k ~ 1/N of ppd's.
+projection of V and A, prox then project), the ppd schedule (``base.FRACTIONS``,
+``base.LR_DECAY``, ``PPD_LR``; the l1 weight: ``scbjax.optim.l1.default_lam``), ``LR_A_RATIO``
+(lr_A / lr_V after phase 0, per setting), ``BATCH``, ``SGD_LRS``. A diverged (non-finite) run
+counts as distance +inf.
 
 Measured numbers and what was tried: docs/findings.md
 
@@ -35,12 +36,13 @@ import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
 
-from scbjax.optim import l1
-from scbjax.app import plots
-from scbjax.app.reproduce import Claim, fmt
-from scbjax.engine.spec import RunSpec, grid
 from scbjax.core.task import TaskConfig
+from scbjax.engine.spec import RunSpec, grid
+from scbjax.optim import l1
 from scbjax.sim.train import Phase, TrainConfig
+from scbjax.studies import plots
+from scbjax.studies.base import (CONSTANT, LR_DECAY, Claim, finals, fmt, phase_steps,
+                                 sgd_grid)
 
 TITLE = "Small-batch training: the paper's method (ppd) against plain SGD"
 FIGURES = {
@@ -49,16 +51,15 @@ FIGURES = {
                    "ppd's decaying schedule), median and 10-90% band over seeds, for two "
                    "(N, T, Q) settings (rows).",
 }
+ORDER = 3  # after population
 
 BATCH = 8
 SGD_LRS = (0.01, 0.03, 0.1, 0.3, 1.0)  # the baseline of the claims: constant rate
 SGD_DECAY_LRS = (0.1, 0.3, 1.0)  # control (not in the claims): SGD with ppd's lr decay
 PPD_METHOD = dict(mu="true", projection_V="affine", projection_A="affine",
                   order="prox_project")
-FRACTIONS = (0.2, 0.4, 0.4)  # phases: fraction of the steps
-LR_DECAY = (1.0, 0.3, 0.1)  # phases: learning rate / initial learning rate
 PPD_LR = 0.01  # ppd's initial lr_V (= lr_A in phase 0)
-LR_A_RATIO = {"3a": 1.0, "3b": 2.0}  # lr_A / lr_V after phase 0 (T = 200: 1 better; T = 64: 2)
+LR_A_RATIO = {"3a": 1.0, "3b": 2.0}  # lr_A / lr_V after phase 0, per setting
 N_LOGS = 40  # about this many log points per run
 
 
@@ -88,17 +89,12 @@ MODES = {
 }
 
 
-def _phase_steps(steps: int) -> list[int]:
-    n = [int(round(f * steps)) for f in FRACTIONS]
-    return n[:-1] + [steps - sum(n[:-1])]
-
-
 def ppd_config(N: int, T: int, Q: int, steps: int, ratio: float = 1.0) -> TrainConfig:
     """ppd's schedule; lambda 0 in the first phase, then the default l1 weight
     (``scbjax.l1.default_lam``) at each phase's batch and lr_A."""
     task = TaskConfig(N=N, T=T, Q=Q)
     phases = []
-    for i, (k, d) in enumerate(zip(_phase_steps(steps), LR_DECAY)):
+    for i, (k, d) in enumerate(zip(phase_steps(steps), LR_DECAY)):
         lr_A = PPD_LR * d * (ratio if i else 1.0)
         lam = l1.default_lam(task, BATCH, lr_A) if i else 0.0
         phases.append(Phase(steps=k, batch=BATCH, lr_V=PPD_LR * d, lr_A=lr_A, lam=lam))
@@ -109,8 +105,13 @@ def ppd_config(N: int, T: int, Q: int, steps: int, ratio: float = 1.0) -> TrainC
 def sgd_config(N: int, T: int, Q: int, steps: int) -> TrainConfig:
     """Same phase lengths as ppd (the rates, per run, are constant or decaying)."""
     return TrainConfig(task=TaskConfig(N=N, T=T, Q=Q), optimizer="sgd",
-                       phases=tuple(Phase(steps=k, batch=BATCH) for k in _phase_steps(steps)),
+                       phases=tuple(Phase(steps=k, batch=BATCH) for k in phase_steps(steps)),
                        log_every=max(1, steps // N_LOGS))
+
+
+def spec_name(c: Case, method: str) -> str:
+    """The spec of ``method`` ("ppd" or "sgd") at one setting: "<claim>_<method>"."""
+    return f"{c.claim}_{method}"
 
 
 def runs(su: Setup) -> dict[str, RunSpec]:
@@ -119,15 +120,11 @@ def runs(su: Setup) -> dict[str, RunSpec]:
     seeds = range(su.seeds)
     specs = {}
     for c in su.cases:
-        specs[f"{c.claim}_ppd"] = RunSpec(
+        specs[spec_name(c, "ppd")] = RunSpec(
             ppd_config(c.N, c.T, c.Q, c.steps, LR_A_RATIO.get(c.claim, 1.0)), grid(seeds))
-        sgd = ()
-        for schedule, lrs, decay in (("constant", SGD_LRS, (1.0,) * len(LR_DECAY)),
-                                     ("decay", SGD_DECAY_LRS, LR_DECAY)):
-            for lr in lrs:
-                per_phase = tuple(float(x) for x in lr * np.asarray(decay))
-                sgd += grid(seeds, {"schedule": schedule, "lr": lr}, lr=per_phase)
-        specs[f"{c.claim}_sgd"] = RunSpec(sgd_config(c.N, c.T, c.Q, c.steps), sgd)
+        sgd = sgd_grid(seeds, "schedule", (("constant", SGD_LRS, CONSTANT),
+                                           ("decay", SGD_DECAY_LRS, LR_DECAY)))
+        specs[spec_name(c, "sgd")] = RunSpec(sgd_config(c.N, c.T, c.Q, c.steps), sgd)
     return specs
 
 
@@ -135,22 +132,16 @@ def _best(sgd, name: str, schedule: str = "constant") -> tuple[float, float]:
     """(initial lr, median final distance) of SGD's best rate for distance ``name``."""
     runs = sgd.select(schedule=schedule)
     lrs = runs.values("lr")
-    m = [float(np.median(_final(runs.select(lr=lr).metric(name)))) for lr in lrs]
+    m = [float(np.median(finals(runs.select(lr=lr), name))) for lr in lrs]
     b = int(np.argmin(m))
     return lrs[b], m[b]
-
-
-def _final(Y_SxL: np.ndarray) -> np.ndarray:
-    """Final value per seed; non-finite (diverged) counts as +inf."""
-    x = Y_SxL[:, -1].astype(float)
-    return np.where(np.isfinite(x), x, np.inf)
 
 
 def figures(rs, su: Setup) -> dict:
     fig, axes = plots.new_figure(len(su.cases), 2, height=2.4 * len(su.cases))
     cmap = plt.get_cmap("viridis")
     for i, c in enumerate(su.cases):
-        ppd, sgd = rs[f"{c.claim}_ppd"], rs[f"{c.claim}_sgd"]
+        ppd, sgd = rs[spec_name(c, "ppd")], rs[spec_name(c, "sgd")]
         const = sgd.select(schedule="constant")
         lrs = const.values("lr")
         for j, (name, lab) in enumerate((("dist_V", r"$\|V-P\|_F$"),
@@ -184,10 +175,10 @@ def figures(rs, su: Setup) -> dict:
 def claims(rs, su: Setup) -> list[Claim]:
     res = []
     for c in su.cases:
-        ppd, sgd = rs[f"{c.claim}_ppd"], rs[f"{c.claim}_sgd"]
+        ppd, sgd = rs[spec_name(c, "ppd")], rs[spec_name(c, "sgd")]
         parts, ok = [], True
         for name, lab in (("dist_V", "||V-P||"), ("dist_A", "||A-q||")):
-            m_ppd = float(np.median(_final(ppd.metric(name))))
+            m_ppd = float(np.median(finals(ppd, name)))
             lr, m_sgd = _best(sgd, name)
             ok &= bool(m_ppd < m_sgd)
             txt = f"{lab}: ppd {fmt(m_ppd)} vs SGD {fmt(m_sgd)} (best lr {lr:g})"

@@ -1,0 +1,45 @@
+"""Output folders: the job file ``OUT/job.json`` that says which mode (and kind) of results a
+folder holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from scbjax.util.errors import ConfigError
+from scbjax.util.fileio import atomic_write
+
+JOB_FILE = "job.json"
+MODES = ("tiny", "quick", "full")
+
+
+def job_mode(out) -> str | None:
+    """The mode ``OUT/job.json`` records: None without the file, "unreadable" for a damaged one."""
+    job = Path(out) / JOB_FILE
+    if not job.exists():
+        return None
+    try:
+        return json.loads(job.read_text()).get("mode")
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
+        return "unreadable"
+
+
+def stored_mode(out) -> str:
+    """The mode of the results in ``out`` (a ConfigError without a readable job file of a known
+    mode)."""
+    p = Path(out) / JOB_FILE
+    try:
+        mode = json.loads(p.read_text()).get("mode")
+    except FileNotFoundError:
+        raise ConfigError(str(out), f"no {JOB_FILE}: not a `scbjax reproduce` output") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError) as e:
+        raise ConfigError(str(p), f"unreadable ({e})") from None
+    if mode not in MODES:
+        raise ConfigError(str(p), f"unknown mode {mode!r}")
+    return mode
+
+
+def write_job(out, mode: str, kind: str = "reproduce") -> None:
+    """Record in ``OUT/job.json`` that ``out`` holds results of ``kind`` in ``mode``."""
+    text = json.dumps({"kind": kind, "mode": mode}).encode()
+    atomic_write(Path(out) / JOB_FILE, lambda f: f.write(text))

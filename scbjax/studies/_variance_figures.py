@@ -1,0 +1,76 @@
+"""Figure 8 of ``scbjax.studies.variance``: final relative distances against T per arm and
+budget, and at the largest T the distances against samples, from values the study hands over."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from scbjax.studies import plots
+from scbjax.studies._variance_tables import ARMS
+from scbjax.studies.base import fmt, fmt_samples, median
+
+ARM_NAMES = {"ppd": r"ppd, $\lambda=0$", "ppd_l1": r"ppd, $\lambda$ by the rule",
+             "sgd_const": "SGD, constant rate", "sgd_decay": "SGD, ppd's decay"}
+COLORS = {"ppd": "C0", "ppd_l1": "C3", "sgd_const": "C2", "sgd_decay": "C1"}
+
+
+def _vs_T(ax, su, fits: dict, Y: dict, metric: str) -> None:
+    """Median and quartiles of the final ``metric`` against T (``Y[(arm, budget, metric)]``:
+    its values per T), and the fitted lines."""
+    Ts = np.asarray(su.Ts, float)
+    for arm in ARMS:
+        for n, style, marker in zip(su.samples, ("--", "-"), ("o", "s")):
+            if (arm, n, metric) not in fits:  # SGD at the smaller budget: the largest T only
+                continue
+            Y_T = Y[(arm, n, metric)]
+            med = np.asarray([median(y) for y in Y_T])
+            lo = np.asarray([np.quantile(y, 0.25) for y in Y_T])
+            hi = np.asarray([np.quantile(y, 0.75) for y in Y_T])
+            ok = np.isfinite(med)
+            f = fits[(arm, n, metric)]
+            ax.errorbar(Ts[ok], med[ok], yerr=[np.maximum(med - lo, 0)[ok],
+                                               np.maximum(hi - med, 0)[ok]],
+                        fmt=marker, color=COLORS[arm], ms=3.5, capsize=2,
+                        mfc="white" if style == "--" else COLORS[arm])
+            if np.isfinite(f.b):
+                ax.plot(Ts, np.exp(f.a) * Ts ** f.b, style, color=COLORS[arm], lw=1.2,
+                        label=f"{ARM_NAMES[arm]}, {fmt_samples(n)}: slope {fmt(f.b, 2)}")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("context length $T$")
+
+
+def _vs_samples(ax, last: dict, metric: str) -> None:
+    """``metric`` against samples for the runs ``last[(arm, metric)]`` of every arm."""
+    for arm in ARMS:
+        r = last[(arm, metric)]
+        lab = ARM_NAMES[arm]
+        if arm.startswith("sgd"):
+            lab += f" (rate {float(r.label('lr')[0]):g})"
+        plots.band(ax, r.samples_L, r.metric(metric), label=lab, color=COLORS[arm],
+                   log_y=True)
+    ax.set_xlabel("samples")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def fig_variance(su, fits: dict, Y: dict, last: dict) -> Figure:
+    """Figure 8 from the fits (``variance.exponents``), the final values per T ``Y`` and the
+    runs ``last`` at the largest T and budget (an SGD arm at its best rate per metric)."""
+    fig, ax = plots.new_figure(2, 2, height=6.2)
+    labels = {"rel_dist_A": r"$\|A-q\|_F/\|q\|_F$", "rel_dist_V": r"$\|V-P\|_F/\|P\|_F$"}
+    for j, m in enumerate(("rel_dist_A", "rel_dist_V")):
+        _vs_T(ax[0, j], su, fits, Y, m)
+        ax[0, j].set_ylabel(labels[m] + " (final)")
+        ax[0, j].set_title(f"({'ab'[j]}) final {labels[m]} against $T$, $B={su.batch}$")
+        _vs_samples(ax[1, j], last, m)
+        ax[1, j].set_ylabel(labels[m])
+        ax[1, j].set_title(f"({'cd'[j]}) {labels[m]} at $T={max(su.Ts)}$, "
+                           f"{fmt_samples(su.samples[-1])} samples")
+    ax[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=6)
+    ax[1, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=6)
+    fig.suptitle(f"Small batch ($B={su.batch}$, $N={su.N}$, $Q={su.Q}$): open markers and "
+                 f"dashed fits {fmt_samples(su.samples[0])} samples, filled and solid "
+                 f"{fmt_samples(su.samples[-1])}; median and quartiles over seeds")
+    return fig
