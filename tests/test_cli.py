@@ -41,7 +41,8 @@ def test_train_end_to_end(tmp_path, capsys):
 def test_phases_and_options(tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["train", "--N", "3", "--T", "4", "--Q", "1", "--seeds", "2",
-               "--phase", "20,4,0.05,0.05,0.001", "--phase", "10,16,0.01,0.01,0",
+               "--phase", "steps=20,batch=4,lr=0.05,lam=0.001",
+               "--phase", "steps=10,batch=16,lr=0.01,lam=0",
                "--mu", "estimate", "--projection", "simplex", "--log-every", "10",
                "--quiet", "--out", str(out)])
     assert rc == 0
@@ -76,10 +77,26 @@ def test_bad_input_subprocess_no_traceback(tmp_path):
     assert "Q: sparsity must be <= T" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_phase_option_takes_every_phase_field_by_name():
+    """--phase is derived from Phase: every field is a NAME=VALUE pair, lr sets both rates,
+    fields left out keep their defaults."""
+    import dataclasses
+
+    from scbjax.app.cli import _phase
+    from scbjax.sim.config import Phase
+
+    text = {int: ("7", 7), float: ("0.25", 0.25), bool: ("true", True)}
+    for f in dataclasses.fields(Phase)[1:]:  # steps (required) first, then every other field
+        arg, want = text[type(f.default)]
+        assert getattr(_phase(f"steps=3,{f.name}={arg}"), f.name) == want
+    assert _phase("steps=5,lr=0.2") == Phase(steps=5, lr_V=0.2, lr_A=0.2)
+    assert _phase("steps=5, lam = 0.1") == Phase(steps=5, lam=0.1)
+
+
 def test_malformed_phase_is_usage_error(capsys):
     assert main(["train", "--phase", "10,4"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("scbjax: error: argument --phase: want STEPS,BATCH,LR_V,LR_A,LAM")
+    assert err.startswith("scbjax: error: argument --phase: want NAME=VALUE pairs")
     assert err.count("\n") == 1  # one line, no usage block
 
 

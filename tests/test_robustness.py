@@ -879,11 +879,14 @@ WALK = [
     (["train", "--seeds", "many", *T_OUT], "--seeds"),
     (["train", "--seed-offset", "4294967296", *T_OUT], "seed_offset"),  # 7
     (["train", "--seed-offset", "-1", *T_OUT], "seed_offset"),
-    (["train", "--phase", "-20,8,0.05,0.05,0", *T_OUT], "phases[0].steps"),  # 20
+    (["train", "--phase", "steps=-20,batch=8,lr=0.05,lam=0", *T_OUT], "phases[0].steps"),  # 20
     (["train", "--phase", "10,4", *T_OUT], "--phase"),
-    (["train", "--phase", "10,4,0.1,x,0", *T_OUT], "--phase"),
+    (["train", "--phase", "steps=10,batch=4,lr=x", *T_OUT], "--phase"),
+    (["train", "--phase", "steps=10,batch=true", *T_OUT], "--phase"),
+    (["train", "--phase", "batch=4,lr=0.1", *T_OUT], "--phase"),
+    (["train", "--phase", "steps=10,freeze=yes", *T_OUT], "--phase"),
     (["train", *T_OUT, "--phase"], "--phase"),
-    (["train", "--phase", "10,4,0.1,0.1,0", "--steps", "5", *T_OUT], "phase"),
+    (["train", "--phase", "steps=10,batch=4,lr=0.1,lam=0", "--steps", "5", *T_OUT], "phase"),
     (["train", "--lr", "0.1", "--lr-V", "0.1", *T_OUT], "lr"),
     (["train", "--N", "100000", *T_OUT], "task.N: 8 run(s) at N=100000"),  # 16
     (["train", "--mix", "0", "--alpha", "0.01", *T_OUT],
@@ -1009,7 +1012,7 @@ def test_cli_walk_bad_arguments(argv, names, tree, capsys, monkeypatch):
 @pytest.mark.parametrize("argv, names", [
     (["train", "--out", "{t}/afile", "--seeds", "1"], "--out: {t}/afile is not a directory"),
     (["sweep", "{t}/specs/lr_true.json"], "axes.lr[0]"),
-    (["train", "--phase", "-20,8,0.05,0.05,0"], "phases[0].steps"),
+    (["train", "--phase", "steps=-20,batch=8,lr=0.05,lam=0"], "phases[0].steps"),
 ])
 def test_cli_walk_in_a_real_process(argv, names, tree):
     """What reaches a terminal: one line, no traceback, exit 2 (a few cases of the walk)."""

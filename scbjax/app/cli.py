@@ -45,18 +45,31 @@ def _path(text: str) -> Path:
 _path.__name__ = "path"
 
 
-def _phase(text: str):
-    from scbjax.sim.train import Phase
+PHASE_FORMAT = "steps=N,batch=B,lr=X,lam=Y"
 
-    parts = text.split(",")
-    if len(parts) != 5:
-        raise argparse.ArgumentTypeError(
-            f"want STEPS,BATCH,LR_V,LR_A,LAM (5 comma-separated values), got {text!r}")
-    try:
-        return Phase(int(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
-                     float(parts[4]))
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+def _phase(text: str):
+    """``--phase steps=2000,batch=32,lr=0.05,lam=0.001``: a ``Phase`` from NAME=VALUE pairs,
+    NAME any Phase field (``lr`` sets lr_V and lr_A); a field left out takes its default."""
+    names = [f.name for f in dataclasses.fields(Phase)]
+    kw = {}
+    for part in text.split(","):
+        name, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or name not in names + ["lr"]:
+            raise argparse.ArgumentTypeError(
+                f"want NAME=VALUE pairs separated by commas, NAME one of {', '.join(names)} or "
+                f"lr (both rates), e.g. {PHASE_FORMAT}; got {text!r}")
+        try:
+            v = fields.parse_text(Phase, "lr_V" if name == "lr" else name, value)
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{text!r}: {name}: {e}") from None
+        for n in ("lr_V", "lr_A") if name == "lr" else (name,):
+            if n in kw:
+                raise argparse.ArgumentTypeError(f"{text!r}: {n} given twice")
+            kw[n] = v
+    if "steps" not in kw:
+        raise argparse.ArgumentTypeError(f"{text!r}: steps=N is required")
+    return Phase(**kw)
 
 
 def _with_defaults(group, cls, added: list[str], defaults: dict) -> None:
@@ -106,9 +119,10 @@ def add_train_parser(sub) -> None:
     _with_defaults(g, Phase, added, dataclasses.asdict(ph0))
     g.add_argument("--lr", type=float, default=None, help="learning rate for both V and A")
     g.add_argument("--phase", type=_phase, action="append", default=None,
-                   metavar="STEPS,BATCH,LR_V,LR_A,LAM",
-                   help="a training phase; repeat for a schedule (overrides --steps, --batch, "
-                   "--lr*, --lam)")
+                   metavar=PHASE_FORMAT,
+                   help="a training phase from NAME=VALUE pairs of the phase options above "
+                   "(lr: both rates; a field left out takes its default); repeat for a "
+                   "schedule (overrides --steps, --batch, --lr*, --lam)")
     g = t.add_argument_group("training (options marked [recon] are reconstructions)")
     added = fields.add_arguments(g, TrainConfig, skip=("task", "phases"), defaults=none)
     _with_defaults(g, TrainConfig, added, dataclasses.asdict(TrainConfig()))

@@ -294,6 +294,23 @@ _parse_int.__name__ = "integer"
 _parse_float.__name__ = "number"
 
 
+def parse_text(cls, name: str, text: str):
+    """The value of scalar field ``name`` of ``cls`` written as command-line text: an integer,
+    a number, ``true``/``false`` (nothing else is a bool), a string or one of a Literal's
+    values; argparse.ArgumentTypeError otherwise."""
+    tp = hints(cls)[name]
+    if tp is bool:
+        if text not in ("true", "false"):
+            raise argparse.ArgumentTypeError(f"want true or false, got {text!r}")
+        return text == "true"
+    if typing.get_origin(tp) is Literal:
+        if text not in typing.get_args(tp):
+            raise argparse.ArgumentTypeError(f"want one of {', '.join(typing.get_args(tp))}, "
+                                             f"got {text!r}")
+        return text
+    return {int: _parse_int, float: _parse_float, str: str}[tp](text)
+
+
 def _scalar(tp) -> bool:
     if typing.get_origin(tp) is Literal:
         return True
