@@ -67,10 +67,9 @@ population_grad = jax.grad(population_loss)
 
 # --- Closed-form batch loss and gradient of the linear model -------------------------------
 #
-# Measured against the alternatives on a 2-core CPU (256 vmapped seeds, N = 16, T = 64, B = 8):
-# the features and their gradient as scatter / gather beat dense one-hot contractions (the
-# one-hot, B x T x N per seed, is materialised by XLA's CPU reductions: 1.4x to 3.5x slower), and
-# G_V as a sum of B outer products (one fused loop, no batched dot) beats ``r^T h`` by ~10%.
+# The features and their gradient as scatter / gather (or dense one-hot sums, ``form``), and
+# G_V as a sum of B outer products for small B: the choices and their timings are in
+# docs/findings.md (section 3.3).
 
 _OUTER_MAX_B = 16  # up to this batch, G_V = sum_b r_b h_b^T unrolled; above it, a matmul
 
@@ -92,8 +91,7 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
 
     ``form``: the two sums over tokens, h and G_A, as scatter-adds ("scatter") or as sums over
     the one-hot of the tokens and queries ("dense", B x T x N per example); the same numbers up
-    to float rounding. Scatter is the faster at the canonical size on a CPU and on an H200,
-    dense on the H200 at T >= 256 for small N (measured: benchmarks/BENCHMARKS.md).
+    to float rounding (which is faster where: docs/findings.md, section 3.3).
 
     h_b = sum_t A[t, k_b] e_{x_bt}, f_b = V h_b, residual r_b = f_b - e_{y_b} (mse) or
     softmax(f_b) - e_{y_b} (ce); with w_b the weights of the (masked) batch mean:

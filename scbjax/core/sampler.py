@@ -26,7 +26,7 @@ class Batch:
 
 # --- Threefry-2x32 as one fused computation, bit for bit jax.random's ----------------------
 # On a CPU, jax lowers threefry as a rolled loop of 5 passes over the counters; written out as
-# plain integer arithmetic XLA fuses it into the consumers (2.5x to 5x faster here). Used only
+# plain integer arithmetic XLA fuses it into the consumers (docs/findings.md 3.1). Used only
 # where it is exactly jax's: a raw uint32[2] key, the default threefry2x32 implementation, and
 # jax_threefry_partitionable (the default since jax 0.5); otherwise jax.random is called.
 
@@ -82,7 +82,7 @@ def _cdf(p: Array, axis: int = -1) -> Array:
 # Up to this many categories, a draw counts the cdf entries <= u ("compare all": branch-free and
 # vectorisable); above it, a binary search (jnp.searchsorted "scan"). The count runs in blocks
 # of at most 32 entries, each summed inside one fused loop: a longer reduction is split by XLA
-# into a materialised reduce-window (2x to 3x slower at N = 64 here).
+# into a materialised reduce-window (docs/findings.md 3.1).
 COMPARE_ALL_MAX = 128
 _BLOCK = 32
 
