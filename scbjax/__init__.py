@@ -8,7 +8,8 @@ use_partitionable_threefry()  # padded batches need positional random bits (jax 
 from scbjax.util.errors import ConfigError  # noqa: E402
 from scbjax.core.losses import bayes_risk, batch_loss, excess_loss, population_grad, population_loss
 from scbjax.core.metrics import corr_A, corr_V, measure
-from scbjax.core.model import Params, attention, forward, forward_embedded, embed_params, uniform_params
+from scbjax.core.model import (LINEAR, SOFTMAX, Attention, Params, attention, embed_params, forward,
+                               forward_embedded, uniform_params)
 from scbjax.optim.transforms import adam, ppd, scale_by_lr, sgd
 from scbjax.optim.registry import load_plugin, register_optimizer
 from scbjax.core.sampler import Batch, sample
@@ -20,9 +21,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError", "Task", "TaskConfig", "make_task", "stationary", "task_from_arrays",
-    "validate_task", "Batch", "sample", "Params", "forward", "forward_embedded", "embed_params",
-    "attention", "uniform_params", "population_loss", "population_grad", "excess_loss",
-    "bayes_risk", "batch_loss", "measure", "corr_V", "corr_A", "ppd", "sgd", "adam", "Phase",
-    "TrainConfig", "Hparams", "TrainResult", "default_hparams", "log_schedule", "make_train",
-    "train_many", "seed_keys", "register_optimizer", "load_plugin", "scale_by_lr",
+    "validate_task", "Batch", "sample", "Params", "Attention", "LINEAR", "SOFTMAX", "forward",
+    "forward_embedded", "embed_params", "attention", "uniform_params", "population_loss",
+    "population_grad", "excess_loss", "bayes_risk", "batch_loss", "measure", "corr_V", "corr_A",
+    "ppd", "sgd", "adam", "Phase", "TrainConfig", "Hparams", "TrainResult", "default_hparams",
+    "log_schedule", "make_train", "train_many", "seed_keys", "register_optimizer", "load_plugin",
+    "scale_by_lr",
 ]

@@ -8,7 +8,7 @@ import pytest
 
 import scbjax as s
 from scbjax.core.losses import sample_losses
-from scbjax.core.model import random_params
+from scbjax.core.model import LINEAR, SOFTMAX, random_params
 
 
 def x64():
@@ -35,7 +35,7 @@ def candidates(task):
                                A=jax.random.normal(k[1], (T, N)) * 0.3)}
 
 
-def monte_carlo(params, task, n=1_000_000, B=100_000, model="linear"):
+def monte_carlo(params, task, n=1_000_000, B=100_000, model=LINEAR):
     @jax.jit
     def chunk(key):
         loss_B = sample_losses(params, s.sample(key, task, B), model)
@@ -53,9 +53,9 @@ def test_population_loss_matches_monte_carlo(task, which):
     """10^6 samples; tolerance: 5 standard errors of the Monte Carlo mean (SE from the sample
     variance) plus 1e-4 for float32 accumulation. "softmax": random logits, softmax model."""
     if which == "softmax":
-        params, model = candidates(task)["random"], "softmax"
+        params, model = candidates(task)["random"], SOFTMAX
     else:
-        params, model = candidates(task)[which], "linear"
+        params, model = candidates(task)[which], LINEAR
     mc, se = monte_carlo(params, task, model=model)
     exact = float(s.population_loss(params, task, model))
     assert abs(mc - exact) <= 5 * se + 1e-4, (mc, exact, se)
@@ -150,7 +150,7 @@ def test_cross_entropy_and_masked_batch_loss(task):
     @jax.jit
     def losses(b):
         ce_u = sample_losses(params, b, loss="ce")
-        ce_r = {m: sample_losses(rnd, b, model=m, loss="ce") for m in ("linear", "softmax")}
+        ce_r = {m.name: sample_losses(rnd, b, model=m, loss="ce") for m in (LINEAR, SOFTMAX)}
         f0 = s.forward(rnd, b.tokens[0], b.query[0])
         mask = jnp.arange(64) < 10
         sub = s.Batch(tokens=b.tokens[:10], query=b.query[:10], target=b.target[:10])
@@ -172,6 +172,6 @@ def test_cross_entropy_and_masked_batch_loss(task):
 def test_softmax_population_loss_uses_attention(task):
     W = jnp.log(task.q + 1e-30)  # softmax(log q) = q
     p = s.Params(V=task.P, A=W)
-    assert abs(float(s.excess_loss(p, task, "softmax"))) < 1e-5
+    assert abs(float(s.excess_loss(p, task, SOFTMAX))) < 1e-5
     zero_logits = s.Params(V=task.P, A=jnp.zeros_like(W))  # uniform attention
-    assert float(s.excess_loss(zero_logits, task, "softmax")) > 1e-4
+    assert float(s.excess_loss(zero_logits, task, SOFTMAX)) > 1e-4

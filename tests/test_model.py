@@ -6,11 +6,13 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scbjax as s
-from scbjax.core.model import embed, random_params
+from scbjax.core.model import (ATTENTION, LINEAR, SOFTMAX, Attention, embed, random_params,
+                               resolve)
 
 
 def random_example(key, N, T):
@@ -123,3 +125,51 @@ def test_initialisations():
     np.testing.assert_allclose(r.V.sum(0), 1.0, rtol=1e-5)
     np.testing.assert_allclose(r.A.sum(0), 1.0, rtol=1e-5)
     assert not np.allclose(r.V, 0.25)
+
+
+def test_resolve_gives_the_attention_objects():
+    assert resolve("linear") is LINEAR and resolve("softmax") is SOFTMAX
+    assert resolve(SOFTMAX) is SOFTMAX
+    assert ATTENTION == {"linear": LINEAR, "softmax": SOFTMAX}
+    assert all(isinstance(a, Attention) and a.name == n for n, a in ATTENTION.items())
+    assert LINEAR.closed_form and not SOFTMAX.closed_form
+    assert len({LINEAR, SOFTMAX, resolve("linear")}) == 2  # hashable: a static jit argument
+    assert s.TrainConfig.__dataclass_fields__["model"].default in ATTENTION
+
+
+@pytest.mark.parametrize("name", ["", "Linear", "relu", None, 3])
+def test_unknown_model_is_a_config_error_naming_model(name):
+    with pytest.raises(s.ConfigError) as e:
+        resolve(name)
+    assert e.value.field == "model" and "'linear', 'softmax'" in str(e.value)
+    with pytest.raises(s.ConfigError):
+        s.attention(jnp.zeros((3, 2)), name)
+
+
+@pytest.mark.parametrize("name", ["linear", "softmax"])
+def test_string_and_object_give_identical_outputs(name):
+    """forward, measure, the losses and the start values: bitwise the same for the name and
+    its object, eagerly and under jit (the object as a static argument)."""
+    obj = ATTENTION[name]
+    task = s.make_task(jax.random.PRNGKey(7), N=5, T=6, Q=2)
+    params, tokens, query = random_example(jax.random.PRNGKey(8), 5, 6)
+    batch = s.sample(jax.random.PRNGKey(9), task, 16)
+    pairs = [
+        (s.forward(params, tokens, query, name), s.forward(params, tokens, query, obj)),
+        (jax.jit(s.forward, static_argnums=3)(params, tokens, query, name),
+         jax.jit(s.forward, static_argnums=3)(params, tokens, query, obj)),
+        (s.measure(params, task, name), s.measure(params, task, obj)),
+        (jax.jit(s.measure, static_argnums=2)(params, task, name),
+         jax.jit(s.measure, static_argnums=2)(params, task, obj)),
+        (s.attention(params.A, name), obj.attention(params.A)),
+        (s.population_loss(params, task, name), s.population_loss(params, task, obj)),
+        (s.batch_loss(params, batch, None, name), s.batch_loss(params, batch, None, obj)),
+        (s.uniform_params(5, 6, name), s.uniform_params(5, 6, obj)),
+        (random_params(jax.random.PRNGKey(3), 5, 6, 0.5, name),
+         random_params(jax.random.PRNGKey(3), 5, 6, 0.5, obj)),
+    ]
+    for by_name, by_obj in pairs:
+        a, b = jax.tree.leaves(by_name), jax.tree.leaves(by_obj)
+        assert len(a) == len(b) > 0
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

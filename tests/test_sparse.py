@@ -266,7 +266,7 @@ def test_measure_logs_support_metrics_under_jit_and_vmap():
             np.testing.assert_allclose(mv[k][i], mi[k], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(mv["support_rate"], [1.0, 0.0, 0.75])
     assert np.all(mv["dist_A"] ** 2 >= mv["off_support_dist"] ** 2 - 1e-6)
-    sm = measure(s.Params(V=task.P, A=jnp.log(task.q + 1e-3)), task, "softmax")
+    sm = measure(s.Params(V=task.P, A=jnp.log(task.q + 1e-3)), task, s.SOFTMAX)
     assert float(sm["support_rate"]) == 1.0 and float(sm["zeros_A"]) == 0.0
 
 

@@ -13,7 +13,7 @@ import pytest
 import scbjax as s
 from scbjax.core import sampler
 from scbjax.core.losses import batch_loss, linear_loss_and_grad, loss_and_grad
-from scbjax.core.model import Params, random_params
+from scbjax.core.model import LINEAR, SOFTMAX, Params, random_params
 from scbjax.sim.train import make_stepper
 
 
@@ -80,13 +80,13 @@ def test_dispatch_and_vmap():
     keys = jax.random.split(jax.random.PRNGKey(3), 4)
     params = jax.vmap(lambda k: off_simplex_params(k, N, T))(keys)
     batch = jax.vmap(lambda k: random_batch(k, N, T, B))(keys)
-    closed = jax.jit(jax.vmap(lambda p, b: loss_and_grad(p, b, None, "linear", "mse")))
-    auto = jax.vmap(lambda p, b: loss_and_grad(p, b, None, "linear", "mse", "autodiff"))
+    closed = jax.jit(jax.vmap(lambda p, b: loss_and_grad(p, b, None, LINEAR, "mse")))
+    auto = jax.vmap(lambda p, b: loss_and_grad(p, b, None, LINEAR, "mse", "autodiff"))
     assert_tree_close(closed(params, batch), auto(params, batch))
     # softmax: always the autodiff path, the same function either way
     p0, b0 = jax.tree.map(lambda x: x[0], params), jax.tree.map(lambda x: x[0], batch)
-    assert_tree_close(loss_and_grad(p0, b0, None, "softmax", "mse"),
-                      jax.value_and_grad(batch_loss)(p0, b0, None, "softmax", "mse"),
+    assert_tree_close(loss_and_grad(p0, b0, None, SOFTMAX, "mse"),
+                      jax.value_and_grad(batch_loss)(p0, b0, None, SOFTMAX, "mse"),
                       rtol=0, atol=0)
     with pytest.raises(ValueError, match="method"):
         loss_and_grad(p0, b0, method="finite-differences")

@@ -5,16 +5,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from scbjax.core.model import Params, attention, forward
+from scbjax.core.model import LINEAR, Attention, Params, forward, resolve
 from scbjax.core.sampler import Batch
 from scbjax.core.task import Task
 
 Array = jax.Array
 
 
-def sample_losses(params: Params, batch: Batch, model: str = "linear", loss: str = "mse") -> Array:
-    """Per-sample loss (B): ``0.5 ||e_{x_o} - f(x)||^2`` (mse) or CE with f(x) as logits."""
+def sample_losses(params: Params, batch: Batch, model: Attention | str = LINEAR,
+                  loss: str = "mse") -> Array:
+    """Per-sample loss (B): ``0.5 ||e_{x_o} - f(x)||^2`` (mse) or CE with f(x) as logits.
+    ``model`` (here and below): an ``Attention`` or its name."""
     N = params.V.shape[0]
+    model = resolve(model)
     f_BxN = jax.vmap(forward, in_axes=(None, 0, 0, None))(params, batch.tokens, batch.query, model)
     if loss == "mse":
         y_BxN = jax.nn.one_hot(batch.target, N, dtype=f_BxN.dtype)
@@ -26,23 +29,23 @@ def sample_losses(params: Params, batch: Batch, model: str = "linear", loss: str
 
 
 def batch_loss(params: Params, batch: Batch, mask: Array | None = None,
-               model: str = "linear", loss: str = "mse") -> Array:
+               model: Attention | str = LINEAR, loss: str = "mse") -> Array:
     """Mean of the per-sample losses (over the samples where ``mask`` is True)."""
-    l_B = sample_losses(params, batch, model, loss)
+    l_B = sample_losses(params, batch, resolve(model), loss)
     if mask is None:
         return l_B.mean()
     w_B = mask.astype(l_B.dtype)
     return jnp.sum(w_B * l_B) / jnp.maximum(w_B.sum(), 1.0)
 
 
-def population_loss(params: Params, task: Task, model: str = "linear") -> Array:
+def population_loss(params: Params, task: Task, model: Attention | str = LINEAR) -> Array:
     """Exact E[0.5 ||e_{x_o} - V X a_k||^2] (spec closed form), O(N^2 + N T).
 
     With D = diag(mu) - mu mu^T and M(u, w) = (u.w) D + (1^T u)(1^T w) mu mu^T:
     L = 0.5 (1 - 2 sum_k mu_k tr(P M(q_k, a_k) V^T) + sum_k mu_k tr(V M(a_k, a_k) V^T)).
     """
     V, P, mu, q = params.V, task.P, task.mu, task.q
-    A = attention(params.A, model)
+    A = resolve(model).attention(params.A)
     Vmu, Pmu = V @ mu, P @ mu
     trVDV = jnp.sum(V * V * mu[None, :]) - Vmu @ Vmu  # tr(V D V^T)
     trPDV = jnp.sum(P * V * mu[None, :]) - Pmu @ Vmu  # tr(P D V^T)
@@ -57,9 +60,9 @@ def bayes_risk(task: Task) -> Array:
     return population_loss(Params(V=task.P, A=task.q), task)
 
 
-def excess_loss(params: Params, task: Task, model: str = "linear") -> Array:
+def excess_loss(params: Params, task: Task, model: Attention | str = LINEAR) -> Array:
     """L(V, A) - L(P, q) >= 0."""
-    return population_loss(params, task, model) - bayes_risk(task)
+    return population_loss(params, task, resolve(model)) - bayes_risk(task)
 
 
 population_grad = jax.grad(population_loss)
@@ -145,14 +148,15 @@ GRADS = ("closed", "closed_dense", "autodiff")
 
 
 def loss_and_grad(params: Params, batch: Batch, mask: Array | None = None,
-                  model: str = "linear", loss: str = "mse",
+                  model: Attention | str = LINEAR, loss: str = "mse",
                   method: str = "closed") -> tuple[Array, Params]:
     """(batch loss, its gradient): the closed form for the linear model ("closed": its sums
     over tokens as scatter-adds; "closed_dense": as one-hot sums), else (and with
     ``method="autodiff"``) ``jax.value_and_grad(batch_loss)``, the reference path."""
     if method not in GRADS:
         raise ValueError(f"method: unknown {method!r}")
-    if model == "linear" and method != "autodiff":
+    model = resolve(model)
+    if model.closed_form and method != "autodiff":
         form = "dense" if method == "closed_dense" else "scatter"
         return linear_loss_and_grad(params, batch, mask, loss, form)
     return jax.value_and_grad(batch_loss)(params, batch, mask, model, loss)

@@ -1,7 +1,7 @@
 """Distances, correlations, support recovery and stage lengths (spec "Measurements", [recon]).
 
 Support of column k: the positions t with ``q[t, k] > 0`` (Q_k of them; exact zeros of q are off
-the support). Support metrics read the attention matrix (``attention(params.A, model)``).
+the support). Support metrics read the attention matrix (``model.attention(params.A)``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scbjax.core.losses import excess_loss
-from scbjax.core.model import Params, attention
+from scbjax.core.model import LINEAR, Attention, Params, resolve
 from scbjax.core.task import Task
 
 Array = jax.Array
@@ -87,9 +87,11 @@ def support_metrics(A_TxN: Array, q_TxN: Array) -> dict[str, Array]:
     }
 
 
-def measure(params: Params, task: Task, model: str = "linear") -> dict[str, Array]:
-    """All per-log-point metrics of a parameter state against the task's ground truth."""
-    A = attention(params.A, model)
+def measure(params: Params, task: Task, model: Attention | str = LINEAR) -> dict[str, Array]:
+    """All per-log-point metrics of a parameter state against the task's ground truth.
+    ``model``: an ``Attention`` or its name."""
+    model = resolve(model)
+    A = model.attention(params.A)
     dV = jnp.linalg.norm(params.V - task.P)
     dA = jnp.linalg.norm(A - task.q)
     return {

@@ -1,5 +1,8 @@
 """One-layer linear transformer in reduced form, its embedding-level form, and softmax variant.
 
+The attention model (linear or softmax) is an ``Attention`` object (``LINEAR``, ``SOFTMAX``;
+``resolve`` maps a name to it); functions take it, or its name, as ``model``.
+
 Reduced form [recon]: ``f(x) = V X A e_k = V h`` with ``h = sum_t A[t, k] e_{x_t}``.
 Written for one example; ``jax.vmap`` outside.
 """
@@ -7,9 +10,12 @@ Written for one example; ``jax.vmap`` outside.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+
+from scbjax.util.errors import ConfigError
 
 Array = jax.Array
 
@@ -23,13 +29,81 @@ class Params:
     A: Array
 
 
-def attention(A_TxN: Array, model: str = "linear") -> Array:
-    """Effective attention matrix: A itself (linear) or column softmax of the logits."""
-    if model == "linear":
+@dataclasses.dataclass(frozen=True)
+class Attention:
+    """An attention model: how the parameter A becomes the attention weights, and the A of the
+    start values. Static (hashable, no arrays): under jit pass it as a closure or a static
+    argument. ``closed_form``: the batch gradient of the model has a closed form
+    (``losses.linear_loss_and_grad``)."""
+
+    name: str
+    closed_form: ClassVar[bool] = False
+
+    def attention(self, A_TxN: Array) -> Array:
+        """The attention weights (T x N) of the parameter A."""
+        raise NotImplementedError
+
+    def uniform(self, N: int, T: int) -> Array:
+        """A at the uniform start: the attention 11^T/T."""
+        raise NotImplementedError
+
+    def random(self, key: Array, N: int, T: int, scale: float) -> Array:
+        """A at a random start of scale ``scale``."""
+        raise NotImplementedError
+
+
+class LinearAttention(Attention):
+    """Linear attention: A is the attention matrix."""
+
+    closed_form: ClassVar[bool] = True
+
+    def attention(self, A_TxN: Array) -> Array:
         return A_TxN
-    if model == "softmax":
+
+    def uniform(self, N: int, T: int) -> Array:
+        return jnp.full((T, N), 1.0 / T)
+
+    def random(self, key: Array, N: int, T: int, scale: float) -> Array:
+        """Columns from Dirichlet(1), mixed with uniform by (1 - scale). [recon]"""
+        A = jax.random.dirichlet(key, jnp.ones(T), shape=(N,)).T
+        return scale * A + (1.0 - scale) / T
+
+
+class SoftmaxAttention(Attention):
+    """Softmax attention over positions: A holds the logits, the weights are their column
+    softmax."""
+
+    def attention(self, A_TxN: Array) -> Array:
         return jax.nn.softmax(A_TxN, axis=0)
-    raise ValueError(f"model: unknown {model!r}")
+
+    def uniform(self, N: int, T: int) -> Array:
+        """Zero logits."""
+        return jnp.zeros((T, N))
+
+    def random(self, key: Array, N: int, T: int, scale: float) -> Array:
+        """Standard normal logits times ``scale``."""
+        return scale * jax.random.normal(key, (T, N))
+
+
+LINEAR = LinearAttention("linear")
+SOFTMAX = SoftmaxAttention("softmax")
+ATTENTION = {a.name: a for a in (LINEAR, SOFTMAX)}
+
+
+def resolve(model: Attention | str) -> Attention:
+    """The attention model of a name in ``ATTENTION`` (an ``Attention`` is returned as is)."""
+    if isinstance(model, Attention):
+        return model
+    if not (isinstance(model, str) and model in ATTENTION):
+        raise ConfigError("model", f"must be one of {', '.join(repr(n) for n in ATTENTION)}; "
+                          f"got {model!r}")
+    return ATTENTION[model]
+
+
+def attention(A_TxN: Array, model: Attention | str = LINEAR) -> Array:
+    """Effective attention matrix: A itself (linear) or column softmax of the logits.
+    ``model``: an ``Attention`` or its name."""
+    return resolve(model).attention(A_TxN)
 
 
 def features(A_TxN: Array, tokens_T: Array, query: Array, N: int) -> Array:
@@ -37,28 +111,28 @@ def features(A_TxN: Array, tokens_T: Array, query: Array, N: int) -> Array:
     return jnp.zeros(N, A_TxN.dtype).at[tokens_T].add(A_TxN[:, query])
 
 
-def forward(params: Params, tokens_T: Array, query: Array, model: str = "linear") -> Array:
-    """Prediction f(x) in R^N for one example (tokens T ints, query int)."""
+def forward(params: Params, tokens_T: Array, query: Array,
+            model: Attention | str = LINEAR) -> Array:
+    """Prediction f(x) in R^N for one example (tokens T ints, query int). ``model``: an
+    ``Attention`` or its name."""
     N = params.V.shape[0]
-    h_N = features(attention(params.A, model), tokens_T, query, N)
+    h_N = features(resolve(model).attention(params.A), tokens_T, query, N)
     return params.V @ h_N
 
 
-def uniform_params(N: int, T: int, model: str = "linear") -> Params:
-    """Uniform start V = 11^T/N, A = 11^T/T (softmax: zero logits, the same attention)."""
-    A = jnp.full((T, N), 1.0 / T) if model == "linear" else jnp.zeros((T, N))
-    return Params(V=jnp.full((N, N), 1.0 / N), A=A)
+def uniform_params(N: int, T: int, model: Attention | str = LINEAR) -> Params:
+    """Uniform start V = 11^T/N, A = 11^T/T (softmax: zero logits, the same attention).
+    ``model``: an ``Attention`` or its name."""
+    return Params(V=jnp.full((N, N), 1.0 / N), A=resolve(model).uniform(N, T))
 
 
-def random_params(key: Array, N: int, T: int, scale: float = 1.0, model: str = "linear") -> Params:
-    """Random start: columns from Dirichlet(1), mixed with uniform by (1 - scale). [recon]"""
+def random_params(key: Array, N: int, T: int, scale: float = 1.0,
+                  model: Attention | str = LINEAR) -> Params:
+    """Random start: columns of V from Dirichlet(1), mixed with uniform by (1 - scale); A from
+    ``model.random``. [recon] ``model``: an ``Attention`` or its name."""
     kV, kA = jax.random.split(key)
     V = jax.random.dirichlet(kV, jnp.ones(N), shape=(N,)).T
-    if model == "linear":
-        A = jax.random.dirichlet(kA, jnp.ones(T), shape=(N,)).T
-        A = scale * A + (1.0 - scale) / T
-    else:
-        A = scale * jax.random.normal(kA, (T, N))
+    A = resolve(model).random(kA, N, T, scale)
     return Params(V=scale * V + (1.0 - scale) / N, A=A)
 
 

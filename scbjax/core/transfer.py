@@ -21,8 +21,8 @@ why it is not the default.
 The sparse attention q2 is fresh (drawn by ``make_task`` from the same key), or q1 with
 ``same_q=True``. Everything is pure jnp and vmaps over keys, tasks and (traced) rho.
 
-Finetuning start [recon]: V = V_pretrained and A reset to the uniform start (the model's
-``uniform_params``), or A copied too (``copy_A=True``).
+Finetuning start [recon]: V = V_pretrained and A reset to the uniform start (the attention
+model's ``Attention.uniform``), or A copied too (``copy_A=True``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from scbjax.core.metrics import center_cols, corr_V
-from scbjax.core.model import Params, uniform_params
+from scbjax.core.model import LINEAR, Attention, Params, resolve
 from scbjax.core.task import Task, TaskConfig, make_task, stationary
 
 Array = jax.Array
@@ -111,10 +111,12 @@ def task_corr(task1: Task, task2: Task) -> Array:
     return corr_V(task2.P, task1.P)
 
 
-def finetune_params(pretrained: Params, copy_A: bool = False, model: str = "linear") -> Params:
-    """Finetuning start: V from the pretrained model, A uniform (or copied with ``copy_A``)."""
+def finetune_params(pretrained: Params, copy_A: bool = False,
+                    model: Attention | str = LINEAR) -> Params:
+    """Finetuning start: V from the pretrained model, A uniform (or copied with ``copy_A``).
+    ``model``: an ``Attention`` or its name."""
     T, N = pretrained.A.shape[-2:]
-    A = pretrained.A if copy_A else jnp.broadcast_to(uniform_params(N, T, model).A,
+    A = pretrained.A if copy_A else jnp.broadcast_to(resolve(model).uniform(N, T),
                                                      pretrained.A.shape)
     return Params(V=pretrained.V, A=A)
 

@@ -16,6 +16,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from scbjax.core.model import ATTENTION
 from scbjax.core.task import TaskConfig
 from scbjax.optim import builtins  # noqa: F401  (registers ppd, sgd, adam)
 from scbjax.optim import registry
@@ -26,7 +27,7 @@ from scbjax.util.fields import field
 
 Array = jax.Array
 MAX_STEPS = 2**31 - 1  # step indices are int32 on the device
-MODELS = ("linear", "softmax")
+MODELS = tuple(ATTENTION)  # "linear", "softmax": the names of the attention models
 LOSSES = ("mse", "ce")
 
 

@@ -21,7 +21,7 @@ import optax
 from scbjax.core import keys
 from scbjax.core.losses import GRADS, loss_and_grad, population_loss
 from scbjax.core.metrics import measure
-from scbjax.core.model import Params, random_params, uniform_params
+from scbjax.core.model import Attention, Params, random_params, resolve, uniform_params
 from scbjax.core.sampler import Batch, fold_in, sample, task_cdfs, token_counts
 from scbjax.core.task import Task, make_task
 from scbjax.optim import registry
@@ -114,11 +114,14 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs
     return registry.factory(config.optimizer)(config)
 
 
-def init_params(config: TrainConfig, key: Array) -> Params:
+def init_params(config: TrainConfig, key: Array, model: Attention | None = None) -> Params:
+    """The start values of ``config.init`` for the attention model (``config.model`` resolved
+    unless given)."""
     N, T = config.task.N, config.task.T
+    model = resolve(config.model) if model is None else model
     if config.init == "uniform":
-        return uniform_params(N, T, config.model)
-    return random_params(key, N, T, config.init_scale, config.model)
+        return uniform_params(N, T, model)
+    return random_params(key, N, T, config.init_scale, model)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +134,7 @@ class Stepper:
     ``step(state, t, max_batch, masked) -> (state, loss)`` is one optimizer step."""
 
     config: TrainConfig
+    model: Attention  # config.model resolved
     max_dataset: int
     init: Callable
     advance: Callable
@@ -167,7 +171,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     require(is_int(max_dataset) and max_dataset >= 0, "dataset",
             f"must be an integer >= 0, got {max_dataset!r}")
     N, T = config.task.N, config.task.T
-    model, lossname = config.model, config.loss
+    model, lossname = resolve(config.model), config.loss
     phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1].astype(np.int32)
     freeze_P = np.asarray(config.per_phase("freeze"))
     opt = make_optimizer(config)
@@ -178,7 +182,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         k_task, k_init, k_data = keys.streams(key)
         if task is None:
             task = make_task(k_task, config.task)
-        params = init_params(config, k_init) if params0 is None else params0
+        params = init_params(config, k_init, model) if params0 is None else params0
         data = None
         if max_dataset > 0:
             data = sample(jax.random.fold_in(k_data, keys.DATASET_FOLD), task, max_dataset)
@@ -237,11 +241,12 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         xs = (jnp.asarray(starts_C, jnp.int32), jnp.asarray(lengths_C, jnp.int32))
         return jax.lax.scan(interval, state, xs)
 
-    return Stepper(config=config, max_dataset=max_dataset, init=init, advance=advance, step=step)
+    return Stepper(config=config, model=model, max_dataset=max_dataset, init=init,
+                   advance=advance, step=step)
 
 
 def initial_metrics(stepper: Stepper, state: TrainState) -> dict:
     """Metrics at step 0 (``batch_loss`` nan), as logged first by ``make_train``."""
-    m = measure(state.params, state.task, stepper.config.model)
+    m = measure(state.params, state.task, stepper.model)
     m["batch_loss"] = jnp.asarray(jnp.nan, jnp.float32)
     return m

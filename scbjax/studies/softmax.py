@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from scbjax.core.metrics import corr_A
-from scbjax.core.model import attention
+from scbjax.core.model import SOFTMAX
 from scbjax.core.task import TaskConfig
 from scbjax.engine.spec import RunSpec, grid
 from scbjax.sim.train import Phase, TrainConfig
@@ -106,7 +106,7 @@ def runs(su: Setup) -> dict[str, RunSpec]:
 
 def _softmax_attention(sm) -> np.ndarray:
     """softmax(W) of each run of the softmax model [R, T, N]."""
-    return np.asarray(jax.vmap(lambda W: attention(W, "softmax"))(sm["params/A"]))
+    return np.asarray(jax.vmap(SOFTMAX.attention)(sm["params/A"]))
 
 
 def _corr(lin, sm) -> dict:
