@@ -46,8 +46,6 @@ _path.__name__ = "path"
 
 
 def _phase(text: str):
-    from scbjax.sim.train import Phase
-
     parts = text.split(",")
     if len(parts) != 5:
         raise argparse.ArgumentTypeError(
