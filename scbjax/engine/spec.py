@@ -21,8 +21,10 @@ import json
 import re
 from typing import Any, Callable, Mapping, Sequence
 
+import jax
 import numpy as np
 
+from scbjax.engine.meta import config_to_dict
 from scbjax.optim import registry
 from scbjax.util.errors import ConfigError, is_int, require
 from scbjax.sim.config import PER_RUN, Phase, TrainConfig
@@ -173,8 +175,6 @@ class RunSpec:
     def key(self, tasks_digest: str = "", params0_digest: str = "") -> str:
         """Hash of everything that changes the numbers: format, config, runs (seeds, folds,
         settings, labels), and the digests of given tasks / starting parameters."""
-        from scbjax.engine.meta import config_to_dict
-
         st = self.settings()
         d = {"format": FORMAT, "config": config_to_dict(self.config),
              "seeds": [int(r.seed) for r in self.runs], "folds": [list(r.fold) for r in self.runs],
@@ -199,8 +199,6 @@ def digest_arrays(tree) -> str:
     """Digest of a pytree of arrays (for the hash of given tasks / starts); '' for None."""
     if tree is None:
         return ""
-    import jax
-
     h = hashlib.sha256()
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         a = np.ascontiguousarray(np.asarray(leaf))

@@ -14,7 +14,7 @@ from PIL import Image
 
 from scbjax.app.cli import build_parser, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _git(*args, cwd) -> str:

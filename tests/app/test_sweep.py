@@ -342,7 +342,7 @@ def test_sweep_cli_end_to_end(tmp_path, capsys):
 def test_example_spec_loads():
     from scbjax.app.sweep import load_spec
 
-    sp = load_spec(Path(__file__).parents[1] / "examples" / "sweep.toml")
+    sp = load_spec(Path(__file__).parents[2] / "examples" / "sweep.toml")
     assert len(groups(sp)) == 4
 
 

@@ -169,7 +169,7 @@ def test_batch_shapes_dtypes_and_determinism():
 def test_inverse_cdf_uses_one_uniform_per_token(monkeypatch):
     """The sampler asks for exactly B x (T + 3) uniforms: T + 1 tokens, the position, the target."""
     calls = []
-    real = sampler.uniform  # jax.random.uniform, bit for bit (tests/test_speed_step.py)
+    real = sampler.uniform  # jax.random.uniform, bit for bit (tests/sim/test_speed_step.py)
 
     def spy(key, shape=(), *a, **kw):
         calls.append(tuple(shape))

@@ -185,8 +185,9 @@ def run(config, grad, S=4, masked_batch=None):
     B = config.phases[0].batch
     masked = masked_batch is not None
     if masked:  # every phase draws B samples, of which the first masked_batch count
-        settings = dataclasses.replace(
-            state.settings, batch=jnp.full_like(state.settings.batch, masked_batch))
+        phase = {**state.settings.phase,
+                 "batch": jnp.full_like(state.settings.batch, masked_batch)}
+        settings = dataclasses.replace(state.settings, phase=phase)
         state = dataclasses.replace(state, settings=settings)
     adv = jax.jit(jax.vmap(stp.advance, in_axes=(0, None, None, None, None)),
                   static_argnums=(3, 4))

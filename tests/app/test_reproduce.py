@@ -2,7 +2,10 @@
 table are produced; `scbjax plot` redraws from saved results without training."""
 
 import dataclasses
+import importlib.util
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,11 @@ from scbjax.engine import executor
 from scbjax.engine.outdir import JOB_FILE
 from scbjax.studies.base import Claim
 
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+_spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+make_golden = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_golden)
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 PAPER_CLAIMS = {"1b", "1c", "2b", "2c", "3a", "3b", "4a", "4b", "5", "6a", "6b", "6c", "6d"}
 
 
@@ -49,6 +57,63 @@ def test_tiny_reproduction_produces_every_figure_and_the_claims_table(tiny_run, 
         for spec in reproduce.study_specs(name, "tiny"):
             assert (results / name / spec / "results.npz").is_file(), (name, spec)
             assert not (results / name / spec / "checkpoint.npz").exists()
+
+
+def _close_numbers(got: str, want: str, rtol: float, atol: float) -> bool:
+    """The same text around its numbers, each within one unit of its last printed digit
+    (plus rtol and atol) of the golden one."""
+    if NUMBER.sub("#", got) != NUMBER.sub("#", want):
+        return False
+    for x, y in zip(NUMBER.findall(got), NUMBER.findall(want)):
+        mantissa, _, exp = y.lower().partition("e")
+        unit = 10.0 ** (int(exp or 0) - len(mantissa.partition(".")[2]))
+        if abs(float(x) - float(y)) > unit + rtol * abs(float(y)) + atol:
+            return False
+    return True
+
+
+def test_tiny_results_equal_the_golden_digest(tiny_run):
+    """Every array of every results.npz and every claim (id, measured, passed) against
+    tests/golden/tiny.json (written by tests/golden/make_golden.py, never by a test). On any
+    machine: dtype and shape exactly, the arrays' summaries (sum, min, max, first values)
+    within rtol 1e-4 (atol 1e-6), the claims' ids and verdicts exactly and their numbers within
+    that or one unit of their last printed digit; floating point may differ in the last bits
+    on another CPU or jax. Where the golden file's machine fingerprint (jax, jaxlib and numpy
+    versions, CPU architecture, avx512f) is this machine's, also bit for bit: every array's
+    sha256 and the claims' text."""
+    _, results, _ = tiny_run
+    want = json.loads((GOLDEN / "tiny.json").read_text())
+    got = make_golden.digest(results)
+    assert sorted(got["arrays"]) == sorted(want["arrays"])
+    assert [(c["id"], c["passed"]) for c in got["claims"]] == [
+        (c["id"], c["passed"]) for c in want["claims"]]
+    rtol, atol = 1e-4, 1e-6
+    for name, w in want["arrays"].items():
+        g = got["arrays"][name]
+        assert (g["dtype"], g["shape"]) == (w["dtype"], w["shape"]), name
+        if "summary" not in w:  # not numbers (labels): no rounding to differ in
+            assert g["sha256"] == w["sha256"], name
+            continue
+        gs, ws = g["summary"], w["summary"]
+        assert gs["nonfinite"] == ws["nonfinite"], name
+        for k in ("sum", "min", "max", "first"):
+            np.testing.assert_allclose(np.asarray(gs[k], float), np.asarray(ws[k], float),
+                                       rtol=rtol, atol=atol, err_msg=f"{name} {k}")
+    for g, w in zip(got["claims"], want["claims"]):
+        assert _close_numbers(g["measured"], w["measured"], rtol, atol), (g, w)
+    if want["fingerprint"] == make_golden.fingerprint():
+        exact = ("dtype", "shape", "sha256")
+        assert {n: [a[k] for k in exact] for n, a in got["arrays"].items()} == {
+            n: [a[k] for k in exact] for n, a in want["arrays"].items()}
+        assert got["claims"] == want["claims"]
+
+
+def test_close_numbers_of_the_claims():
+    assert _close_numbers("ppd 0.717 vs 1.2e-05 (2 seeds)", "ppd 0.718 vs 1.3e-05 (2 seeds)",
+                          1e-4, 0.0)
+    assert not _close_numbers("ppd 0.715 vs 1.2e-05", "ppd 0.717 vs 1.2e-05", 1e-4, 0.0)
+    assert not _close_numbers("ppd 0.717 (4 seeds)", "ppd 0.717 (2 seeds)", 1e-4, 0.0)
+    assert not _close_numbers("ppd n/a", "ppd 0.717", 1e-4, 0.0)
 
 
 def test_plot_redraws_from_saved_results_without_training(tiny_run, monkeypatch, capsys):
