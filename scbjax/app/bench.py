@@ -25,31 +25,46 @@ import os
 import platform
 import resource
 import time
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from scbjax.core import sampler
-from scbjax.core.losses import loss_and_grad
+from scbjax.core.losses import GRADS, loss_and_grad
 from scbjax.core.model import uniform_params
 from scbjax.core.task import TaskConfig, make_task
 from scbjax.engine.meta import devices, versions
 from scbjax.sim.train import Phase, TrainConfig, make_stepper, seed_keys
+from scbjax.util import fields
+from scbjax.util.fields import field
 
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
-    N: int = 16
-    T: int = 64
-    Q: int = 2
-    batch: int = 8
-    steps: int = 500
-    seeds: tuple[int, ...] = (1, 8, 64, 256)
-    loop_seeds: int = 2
-    loop_steps: int = 200
-    repeats: int = 3
-    grad: str = "closed"  # losses.GRADS: the gradient of the step
+    """What ``scbjax bench`` times (its options derive from these fields)."""
+
+    N: int = field(16, "vocabulary size", bound=(">=", 1))
+    T: int = field(64, "context length", bound=(">=", 1))
+    Q: int = field(2, "sparsity", bound=(">=", 1))
+    batch: int = field(8, "batch size", bound=(">=", 1))
+    steps: int = field(500, "steps per timed vmapped call", bound=(">=", 1))
+    seeds: tuple[int, ...] = field((1, 8, 64, 256), "seed counts of the vmapped calls")
+    loop_seeds: int = field(2, "seeds in the per-seed loop", bound=(">=", 1))
+    loop_steps: int = field(200, "steps per seed in the loop", bound=(">=", 1))
+    repeats: int = field(3, "timed repeats (best is kept)", bound=(">=", 1))
+    grad: Literal[GRADS] = field(
+        "closed", "the step's gradient: closed form (its sums over tokens as scatter-adds, or as "
+        "dense one-hot sums), or autodiff")
+
+    def validate(self) -> BenchConfig:
+        """Type-check every field, then the bounds; ConfigError names the field."""
+        fields.check(self)
+        for f in dataclasses.fields(self):
+            if "bound" in f.metadata:
+                fields.check_bound(BenchConfig, f.name, getattr(self, f.name), f.name)
+        return self
 
 
 def train_config(b: BenchConfig) -> TrainConfig:

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from scbjax import __version__
+from scbjax.app.bench import BenchConfig
 from scbjax.app.commands import cmd_bench, cmd_plot, cmd_reproduce, cmd_sweep, cmd_train
 from scbjax.app.reproduce import STUDIES
-from scbjax.core.losses import GRADS
 from scbjax.core.task import TaskConfig
 from scbjax.engine import executor
 from scbjax.optim import registry
@@ -233,17 +233,7 @@ def add_bench_parser(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--seeds", default="1,8,64,256", help="comma-separated seed counts")
-    b.add_argument("--steps", type=int, default=500, help="steps per timed vmapped call")
-    b.add_argument("--N", type=int, default=16, help="vocabulary size")
-    b.add_argument("--T", type=int, default=64, help="context length")
-    b.add_argument("--Q", type=int, default=2, help="sparsity")
-    b.add_argument("--batch", type=int, default=8, help="batch size")
-    b.add_argument("--loop-seeds", type=int, default=2, help="seeds in the per-seed loop")
-    b.add_argument("--loop-steps", type=int, default=200, help="steps per seed in the loop")
-    b.add_argument("--repeats", type=int, default=3, help="timed repeats (best is kept)")
-    b.add_argument("--grad", default="closed", choices=GRADS,
-                   help="the step's gradient: closed form (its sums over tokens as scatter-adds, "
-                   "or as dense one-hot sums), or autodiff")
+    fields.add_arguments(b, BenchConfig)  # --N, --T, --Q, --batch, --steps, --loop-*, ...
     b.add_argument("--breakdown", action="store_true",
                    help="also time the step piece by piece (uniforms, fused rng, sampler, loss, "
                    "gradient, ppd step) at the largest seed count")

@@ -226,11 +226,9 @@ def _ints(text: str, field: str) -> tuple[int, ...]:
 def cmd_bench(a: argparse.Namespace) -> int:
     """``scbjax bench``: throughput against a per-seed loop and the floor, or the grid."""
     seeds = _ints(a.seeds, "seeds")
-    for name in ("steps", "N", "T", "Q", "batch", "loop_seeds", "loop_steps", "repeats",
-                 "grid_steps"):
-        v = getattr(a, name)
-        if v < 1:
-            raise ConfigError(name, f"must be >= 1, got {v}")
+    b = bench.BenchConfig(seeds=seeds, **fields.values_from_args(a, bench.BenchConfig)).validate()
+    if a.grid_steps < 1:
+        raise ConfigError("grid_steps", f"must be an integer >= 1, got {a.grid_steps}")
     if a.grid:
         grid_seeds = (_ints(a.grid_seeds, "grid_seeds") if a.grid_seeds
                       else bench_grid.default_grid_seeds())
@@ -239,9 +237,6 @@ def cmd_bench(a: argparse.Namespace) -> int:
                                   repeats=a.repeats, grad=a.grad)
         return bench_grid.grid_command(bench_grid.GridOptions(
             g, figure=a.grid_figure, markdown=a.grid_md, note=a.grid_note, as_json=a.json))
-    b = bench.BenchConfig(N=a.N, T=a.T, Q=a.Q, batch=a.batch, steps=a.steps, seeds=seeds,
-                          loop_seeds=a.loop_seeds, loop_steps=a.loop_steps, repeats=a.repeats,
-                          grad=a.grad)
     check_fits(bench.train_config(b), max(seeds))  # validates N, T, Q; refuses what cannot fit
     r = bench.run_bench(b)
     if a.breakdown:
