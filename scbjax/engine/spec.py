@@ -91,6 +91,10 @@ class RunSpec:
     params0: Any = None
     chunk_steps: int | None = None
 
+    def __post_init__(self):
+        if isinstance(self.runs, list):  # a list of runs is taken as the tuple it stands for
+            object.__setattr__(self, "runs", tuple(self.runs))
+
     def validate(self, where: str = "") -> "RunSpec":
         w = f"{where}." if where else ""
         cfg = self.config.validate()

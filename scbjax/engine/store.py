@@ -37,6 +37,11 @@ class Runs:
     def __len__(self) -> int:
         return int(self.arrays["seeds"].shape[0])
 
+    def __repr__(self) -> str:
+        labels = ", ".join(f"{k}={self.values(k)}" for k in self.label_names if k != "seed")
+        return (f"Runs({self.name!r}: {len(self)} runs, seeds {sorted(set(self['seeds'].tolist()))}"
+                + (f", labels {labels}" if labels else "") + f", {len(self.steps)} log points)")
+
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self.arrays:
             raise KeyError(f"{self.name}: no array {key!r}")

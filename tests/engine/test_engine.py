@@ -147,3 +147,14 @@ def test_train_config_file_equals_the_same_flags(tmp_path, capsys):
     bad.write_text('[task]\nN = "4"\n')
     assert main(["train", "--config", str(bad)]) == 2
     assert "task.N" in capsys.readouterr().err
+
+
+def test_a_list_of_runs_is_a_tuple_and_runs_have_a_readable_repr(tmp_path):
+    from scbjax.engine.executor import Log, execute
+    from scbjax.engine.spec import RunSpec, grid
+
+    cfg = s.TrainConfig(task=s.TaskConfig(N=3, T=4, Q=1), phases=(s.Phase(10, 4),), log_every=5)
+    spec = RunSpec(cfg, list(grid(range(2), {"arm": "x"})))
+    assert isinstance(spec.runs, tuple) and spec.key() == RunSpec(cfg, spec.runs).key()
+    runs = execute({"a": spec}, tmp_path / "o", log=Log(quiet=True))["a"]
+    assert repr(runs) == "Runs('a': 2 runs, seeds [0, 1], labels arm=['x'], 3 log points)"
