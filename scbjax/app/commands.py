@@ -15,6 +15,7 @@ from scbjax.app import bench, bench_grid, reproduce
 from scbjax.app.sweep import format_summary, load_spec, run_sweep
 from scbjax.core.metrics import stage1_length
 from scbjax.core.task import TaskConfig
+from scbjax.engine import outdir
 from scbjax.engine.executor import Log, check_spec, run_spec
 from scbjax.engine.resources import check_fits
 from scbjax.engine.spec import RunSpec, grid
@@ -94,29 +95,23 @@ def check_train_out(out: Path, key: str, overwrite: bool) -> None:
     removed before). Results or a checkpoint of this very spec are kept (reused or resumed);
     a damaged checkpoint is left to the executor (restarted from scratch, said so). Nothing
     is created here."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} is not a directory")
     held, why = None, ""
-    if (out / SIDECAR).exists() or (out / ARRAYS).exists():
+    if out.is_dir() and ((out / SIDECAR).exists() or (out / ARRAYS).exists()):
         try:
             meta = load_json(out / SIDECAR)
             held = str(meta["hash"]) if isinstance(meta, dict) and "hash" in meta else "?"
             why = f"{out / SIDECAR}: not a scbjax result"
         except ConfigError as e:
             held, why = "?", str(e)
-    elif (out / CHECKPOINT).exists():
+    elif out.is_dir() and (out / CHECKPOINT).exists():
         try:
             held = str(load_npz(out / CHECKPOINT).get("hash", "?"))
             why = f"{out / CHECKPOINT}: no hash"
         except ConfigError:
             held = None
-    if held is not None and held != key and not overwrite:
-        if held == "?":
-            raise ConfigError("--out", f"{why}: the results in {out} cannot be identified: "
-                              "choose another --out, or --overwrite to replace them")
-        raise ConfigError("--out", f"{out} holds other results (another configuration): "
-                          "choose another --out, or --overwrite to replace them")
-    check_dir(out, "--out")
+    other = (f"{why}: the results in {out} cannot be identified" if held == "?" else
+             f"{out} holds other results (another configuration)")
+    outdir.claim(out, held, key, other, overwrite)
 
 
 def cmd_train(a: argparse.Namespace) -> int:

@@ -28,13 +28,14 @@ import scbjax.studies
 from scbjax.core.task import TaskConfig
 from scbjax.engine.executor import Job, Log, execute, load, run_spec
 from scbjax.engine.meta import git_commit, versions
+from scbjax.engine import outdir
 from scbjax.engine.outdir import MODES, job_mode, stored_mode, write_job
 from scbjax.engine.spec import RunSpec, grid
 from scbjax.sim.train import Phase, TrainConfig
 from scbjax.studies import plots
 from scbjax.studies.base import Claim
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import atomic_write, check_dir
+from scbjax.util.fileio import atomic_write
 
 CLAIMS_FILE = "claims.json"
 
@@ -82,13 +83,9 @@ def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True
     checks (nothing is created or removed); with ``create`` it makes ``out``, removes what
     ``overwrite`` replaces and records the mode in ``OUT/job.json``."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} is not a directory")
-    prev = job_mode(out)
-    if prev is not None and prev != mode and not overwrite:
-        raise ConfigError("--out", f"{out} holds results of mode {prev!r}, not {mode!r}:"
-                          " choose another --out, or --overwrite to replace them")
-    check_dir(out, "--out")
+    prev = job_mode(out) if out.is_dir() else None
+    outdir.claim(out, prev, mode, f"{out} holds results of mode {prev!r}, not {mode!r}",
+                 overwrite)
     if not create:
         return
     if overwrite and out.is_dir() and (prev is None or prev != mode):

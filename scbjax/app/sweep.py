@@ -30,8 +30,9 @@ import numpy as np
 
 from scbjax.util import fields
 from scbjax.util.errors import ConfigError, is_int, require
+from scbjax.engine import outdir
 from scbjax.engine.executor import Log, check_spec, execute
-from scbjax.util.fileio import check_dir, read_text
+from scbjax.util.fileio import read_text
 from scbjax.core.metrics import stage1_length
 from scbjax.util.fileio import atomic_write as _atomic_write
 from scbjax.engine.meta import config_to_dict, git_commit, versions
@@ -279,19 +280,15 @@ def _csv(rows: list[dict]) -> bytes:
 def check_out(out: Path, spec: SweepSpec) -> None:
     """``out`` is a directory for this sweep: refuse a file, an unwritable path, or another
     sweep's results (another name)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{out} is not a directory")
-    meta = out / "sweep.json"
-    if meta.exists():
+    meta, prev = out / "sweep.json", None
+    if out.is_dir() and meta.exists():
         try:
             prev = json.loads(meta.read_text())["spec"]["name"]
         except (json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, TypeError):
             raise ConfigError("--out", f"{meta} cannot be read (damaged?): choose another "
                               "--out, or remove it") from None
-        if prev != spec.name:
-            raise ConfigError("--out", f"{out} holds the results of sweep {prev!r}, not "
-                              f"{spec.name!r}: choose another --out")
-    check_dir(out, "--out")
+    outdir.claim(out, prev, spec.name, f"{out} holds the results of sweep {prev!r}, not "
+                 f"{spec.name!r}", overwrite=None)
 
 
 def run_sweep(spec: SweepSpec, out, quiet: bool = False) -> dict:

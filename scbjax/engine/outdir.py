@@ -1,5 +1,5 @@
-"""Output folders: the job file ``OUT/job.json`` that says which mode (and kind) of results a
-folder holds."""
+"""Output folders: the one rule for a folder that may hold other results (``claim``), and the
+job file ``OUT/job.json`` that says which mode (and kind) of results a reproduction holds."""
 
 from __future__ import annotations
 
@@ -7,10 +7,25 @@ import json
 from pathlib import Path
 
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import atomic_write
+from scbjax.util.fileio import atomic_write, check_dir
 
 JOB_FILE = "job.json"
 MODES = ("tiny", "quick", "full")
+
+
+def claim(out, held, want, other: str, overwrite: bool | None = False,
+          field: str = "--out") -> None:
+    """The rule of every command's output folder: ``out`` must not be a file and must be
+    writable; what it already holds (``held``: None for nothing, else an identifier read by the
+    caller from its own files) must be ``want``, unless ``overwrite`` (None: this kind of output
+    has no overwrite). ``other`` says what the folder holds, for the message."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(field, f"{out} is not a directory")
+    if held is not None and held != want and not overwrite:
+        how = "" if overwrite is None else ", or --overwrite to replace them"
+        raise ConfigError(field, f"{other}: choose another --out{how}")
+    check_dir(out, field)
 
 
 def job_mode(out) -> str | None:
