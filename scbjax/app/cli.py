@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
     parser = build_parser()
+    if not argv:  # bare `scbjax`: the usage on stdout, the one-line error below
+        print(parser.format_usage(), end="")
     try:
         a = parser.parse_args(_join_dash_values(argv))
     except UsageError as e:

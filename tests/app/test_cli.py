@@ -120,3 +120,10 @@ def test_broken_pipe_exits_141_quietly():
             "c.cmd_bench = gone\nsys.exit(c.main(['bench']))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 141 and r.stderr == "", (r.returncode, r.stderr)
+
+
+def test_bare_command_prints_the_usage_and_one_error_line(capsys):
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("usage: scbjax ") and "COMMAND" in out
+    assert err.startswith("scbjax: error: ") and err.count("\n") == 1
