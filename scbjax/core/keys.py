@@ -14,14 +14,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from scbjax.core.task import Task, TaskConfig, make_task
+from scbjax.util.errors import require
 
 Array = jax.Array
 DATASET_FOLD = 0x7FFFFFFF  # fold_in(data key, this): the fixed dataset's stream (steps are below)
 
 
 def seed_keys(seeds) -> Array:
-    """One PRNG key per integer seed: ``vmap(PRNGKey)``."""
-    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
+    """One PRNG key per integer seed in [0, 2^32): ``vmap(PRNGKey)``."""
+    s = np.asarray(seeds)
+    require(s.ndim == 1 and (s.size == 0 or (np.issubdtype(s.dtype, np.integer)
+                                             and s.min() >= 0 and s.max() < 2**32)),
+            "seeds", f"want a sequence of integers in [0, 2^32), got {seeds!r}")
+    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(s, jnp.uint32))
 
 
 _fold = jax.jit(jax.random.fold_in)

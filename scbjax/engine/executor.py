@@ -31,7 +31,7 @@ from scbjax.engine import checkpoint
 from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
 from scbjax.engine.resources import check_fits
 from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
-from scbjax.engine.spec import FORMAT, RunSpec, digest_arrays
+from scbjax.engine.spec import FORMAT, RunSpec, check_name, digest_arrays
 from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, load_runs
 from scbjax.sim.train import (METRICS, RunSettings, initial_metrics, intervals, log_schedule,
                           make_stepper)
@@ -349,8 +349,11 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
             tag: str = "", on_start: Callable[[], None] | None = None) -> RunSet:
     """Run each spec in order into ``out/<name>``; a spec's ``tasks``/``params0`` functions
     see the ``RunSet`` of the specs before it. ``on_start()`` is called once, when the first
-    spec is known good (see ``run_spec``). Returns the ``RunSet``."""
+    spec is known good (see ``run_spec``). Returns the ``RunSet``. Every name must be one
+    directory component (``spec.check_name``): nothing is written outside ``out``."""
     out = Path(out)
+    for name in specs:
+        check_name(name, f"specs[{name!r}]")
     started = []
 
     def once():
@@ -375,6 +378,7 @@ def load(specs: Mapping[str, RunSpec], out) -> RunSet:
     out = Path(out)
     rs = RunSet()
     for name, spec in specs.items():
+        check_name(name, f"specs[{name!r}]")
         rs[name] = load_runs(out / name, _inputs(spec.validate(name), rs)[2], name)
     return rs
 

@@ -213,7 +213,7 @@ def digest_arrays(tree) -> str:
 
 def check_name(name: str, field: str) -> str:
     """A name usable as one directory component: letters, digits and ``._=+-``."""
-    require(isinstance(name, str) and bool(NAME_RE.match(name)) and name not in (".", ".."),
+    require(isinstance(name, str) and bool(NAME_RE.fullmatch(name)) and name not in (".", ".."),
             field, f"must be a name of letters, digits and ._=+- (one directory component), "
             f"got {name!r}")
     return name

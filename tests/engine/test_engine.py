@@ -158,3 +158,21 @@ def test_a_list_of_runs_is_a_tuple_and_runs_have_a_readable_repr(tmp_path):
     assert isinstance(spec.runs, tuple) and spec.key() == RunSpec(cfg, spec.runs).key()
     runs = execute({"a": spec}, tmp_path / "o", log=Log(quiet=True))["a"]
     assert repr(runs) == "Runs('a': 2 runs, seeds [0, 1], labels arm=['x'], 3 log points)"
+
+
+def test_spec_names_cannot_leave_the_output_folder_and_seeds_are_checked(tmp_path):
+    from scbjax.core.keys import seed_keys
+    from scbjax.engine.executor import Log, execute
+    from scbjax.engine.spec import RunSpec, check_name, grid
+    from scbjax.util.errors import ConfigError
+
+    cfg = s.TrainConfig(task=s.TaskConfig(N=3, T=4, Q=1), phases=(s.Phase(4, 2),), log_every=2)
+    for bad in ("../escape", "a/b", "", "abc\n", ".."):
+        with pytest.raises(ConfigError) as e:
+            execute({bad: RunSpec(cfg, grid(range(1)))}, tmp_path / "out", log=Log(quiet=True))
+        assert e.value.field == f"specs[{bad!r}]"
+    assert list(tmp_path.iterdir()) == []  # nothing written, inside or outside
+    assert check_name("ppd_N4_T8.x=1+2-3", "f") == "ppd_N4_T8.x=1+2-3"
+    for bad in ([-1], [2**32], [0.5]):
+        with pytest.raises(ConfigError, match="seeds"):
+            seed_keys(bad)
