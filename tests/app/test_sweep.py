@@ -260,17 +260,22 @@ def test_four_devices_equal_one(reference, tmp_path):
         (reference / "table.csv").read_text()
 
 
+def wait_for_checkpoint(p: subprocess.Popen, out) -> None:
+    """Until the running sweep ``p`` has written its first checkpoint under ``out``."""
+    t0 = time.time()
+    while not list(out.glob("groups/*/checkpoint.npz")):
+        assert p.poll() is None, "finished before any checkpoint appeared"
+        assert time.time() - t0 < 120
+        time.sleep(0.01)
+
+
 def test_killed_sweep_resumes_to_the_same_results(reference, tmp_path):
     spec = write_spec(tmp_path / "spec.toml", steps=300, chunk=50)
     out = tmp_path / "out"
     p = subprocess.Popen(sweep_cmd(spec, out), env=env(1), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    t0 = time.time()
     try:
-        while not list(out.glob("groups/*/checkpoint.npz")):
-            assert p.poll() is None, "finished before any checkpoint appeared"
-            assert time.time() - t0 < 120
-            time.sleep(0.01)
+        wait_for_checkpoint(p, out)
         p.send_signal(signal.SIGKILL)
     finally:
         p.wait()
@@ -295,12 +300,8 @@ def test_sigint_to_a_sweep_exits_130_with_one_line_and_resumes(reference, tmp_pa
     out = tmp_path / "out"
     p = subprocess.Popen(sweep_cmd(spec, out) + ["--quiet"], env=env(1), text=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t0 = time.time()
     try:
-        while not list(out.glob("groups/*/checkpoint.npz")):
-            assert p.poll() is None, "finished before any checkpoint appeared"
-            assert time.time() - t0 < 120
-            time.sleep(0.01)
+        wait_for_checkpoint(p, out)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=120)
     finally:
