@@ -606,8 +606,9 @@ def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path
     other.append("--overwrite")
     from scbjax.engine import executor
 
-    def started(*a, **k):  # the new run starts: the old results are all still there
-        assert snapshot(d) == before
+    def started(*a, **k):  # the new run starts: the old results are all still there (and the
+        now = snapshot(d)  # lock of this run)
+        assert now.pop(".scbjax.lock")[1] == f"{os.getpid()}\n".encode() and now == before
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as m:
@@ -840,7 +841,7 @@ def tree(tmp_path_factory):
     (t / "figures" / "fig.png").write_bytes(b"\x89PNG")
     # plot: damaged results of the population study (the first spec, "pop")
     key = population_keys()["pop"]
-    meta = {"hash": key, "format": FORMAT, "config": {}, "label_names": ["seed"]}
+    meta = {"hash": key, "format": FORMAT, "config": {}, "label_names": ["seed"], "runs": 1}
     for name, files in {
         "res_trunc": {"run.json": json.dumps(meta), "results.npz": b"PK\x03\x04trunc"},
         "res_missing": {"run.json": json.dumps(meta)},

@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue in --out (what the same command does anyway: finished runs "
                    "are reused by hash, interrupted ones resume from their checkpoint)")
     r.add_argument("--overwrite", action="store_true",
-                   help="replace results of another mode in --out")
+                   help="replace results of another mode, or of specs whose configuration "
+                   "changed, in --out (each replaced when its new results are done; with "
+                   "--only, only those studies)")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
 
     pl = sub.add_parser("plot", help="regenerate the figures and the claims table from saved "
@@ -220,6 +222,9 @@ def add_sweep_parser(sub) -> None:
                    help="output directory (default: runs/sweeps/<spec name>)")
     w.add_argument("--chunk-steps", type=int, default=None,
                    help="steps between checkpoints (overrides the spec's chunk_steps)")
+    w.add_argument("--overwrite", action="store_true",
+                   help="replace results in --out of another sweep, or of groups whose "
+                   "configuration the spec no longer gives (replaced as each group finishes)")
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     _plugin_arg(w)
 

@@ -19,11 +19,11 @@ from scbjax.engine import outdir
 from scbjax.engine.executor import Log, check_spec, run_spec
 from scbjax.engine.resources import check_fits
 from scbjax.engine.spec import RunSpec, grid
-from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR
+from scbjax.engine.store import checkpoint_hash, identify
 from scbjax.sim.train import Phase, TrainConfig
 from scbjax.util import fields
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import check_dir, load_json, load_npz, read_table
+from scbjax.util.fileio import check_dir, read_table
 
 
 def load_config_file(path: Path):
@@ -93,22 +93,11 @@ def check_train_out(out: Path, key: str, overwrite: bool) -> None:
     """Refuse an --out that is a file, unwritable, or holds other (or unidentifiable)
     results, unless ``overwrite``: then the run replaces them when it finishes (nothing is
     removed before). Results or a checkpoint of this very spec are kept (reused or resumed);
-    a damaged checkpoint is left to the executor (restarted from scratch, said so). Nothing
-    is created here."""
-    held, why = None, ""
-    if out.is_dir() and ((out / SIDECAR).exists() or (out / ARRAYS).exists()):
-        try:
-            meta = load_json(out / SIDECAR)
-            held = str(meta["hash"]) if isinstance(meta, dict) and "hash" in meta else "?"
-            why = f"{out / SIDECAR}: not a scbjax result"
-        except ConfigError as e:
-            held, why = "?", str(e)
-    elif out.is_dir() and (out / CHECKPOINT).exists():
-        try:
-            held = str(load_npz(out / CHECKPOINT).get("hash", "?"))
-            why = f"{out / CHECKPOINT}: no hash"
-        except ConfigError:
-            held = None
+    a damaged checkpoint is left to the executor (restarted from scratch, said so). What the
+    folder holds is read from its results file first (``store.identify``)."""
+    held, why = identify(out) if out.is_dir() else (None, "")
+    if held != key and checkpoint_hash(out) == key:
+        held = key  # a run of this spec was interrupted (perhaps while writing its results)
     other = (f"{why}: the results in {out} cannot be identified" if held == "?" else
              f"{out} holds other results (another configuration)")
     outdir.claim(out, held, key, other, overwrite)
@@ -126,7 +115,9 @@ def cmd_train(a: argparse.Namespace) -> int:
                    chunk_steps=a.chunk_steps)
     spec = check_spec(spec, fits_field="task.N")  # fields, memory estimate
     check_train_out(a.out, spec.key(), a.overwrite)
-    runs = run_spec("train", spec, a.out, log=Log(a.quiet))
+    with outdir.hold(a.out):
+        check_train_out(a.out, spec.key(), a.overwrite)  # again, now that no one else writes
+        runs = run_spec("train", spec, a.out, log=Log(a.quiet), overwrite=a.overwrite)
     tm = runs.meta["timings"]
     print(f"{len(runs)} seeds x {cfg.total_steps} steps in one compiled group: compile "
           f"{tm['compile_s']:.1f}s, run {tm['run_s']:.1f}s "
@@ -162,7 +153,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     figures = a.figures or out / "figures"
     rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
     if not a.plan:
-        reproduce.check_out(out, a.mode, a.overwrite, create=False)
+        reproduce.check_out(out, a.mode, a.overwrite, create=False, only=a.only)
         _check_figures_dir(figures)
         reproduce.check_figures_target(figures, a.mode)
     cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
@@ -171,8 +162,10 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     if a.plan:
         return 0
     t0 = time.perf_counter()
-    reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet, overwrite=a.overwrite)
-    _plot_and_check(out, figures, a.only, a.mode)
+    with outdir.hold(out):
+        reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet,
+                              overwrite=a.overwrite)
+        _plot_and_check(out, figures, a.only, a.mode)
     print(f"reproduce --{a.mode}: {time.perf_counter() - t0:.0f}s in all; raw results in {out}/")
     return 0
 
@@ -196,7 +189,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, chunk_steps=a.chunk_steps).validate()
     out = a.out if a.out is not None else Path("runs/sweeps") / spec.name
     t0 = time.perf_counter()
-    r = run_sweep(spec, out, quiet=a.quiet)
+    r = run_sweep(spec, out, quiet=a.quiet, overwrite=a.overwrite)
     n = len(r["rows"])
     print(f"sweep {spec.name!r}: {n} runs in {len(r['groups'])} compiled groups, "
           f"{time.perf_counter() - t0:.1f}s")

@@ -15,7 +15,6 @@ import dataclasses
 import importlib
 import json
 import pkgutil
-import shutil
 import subprocess
 import tempfile
 import time
@@ -77,20 +76,25 @@ def study_specs(name: str, mode: str) -> dict:
     return st.runs(st.MODES[mode])
 
 
-def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True) -> None:
+def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True,
+              only: list[str] | None = None) -> None:
     """``out`` must be a directory for this mode's results: refuse a file, an unwritable
-    path or results of another mode (unless ``overwrite``). With ``create`` False this only
-    checks (nothing is created or removed); with ``create`` it makes ``out``, removes what
-    ``overwrite`` replaces and records the mode in ``OUT/job.json``."""
+    path or results of another mode (unless ``overwrite``, and then only for all studies:
+    ``--only`` touches only the studies it names). With ``create`` False this only checks;
+    with ``create`` it makes ``out`` and records the mode in ``OUT/job.json``. Nothing is
+    removed: with ``overwrite`` each spec's new results replace the old ones when they are
+    done (``execute``); only the claims table of another mode is dropped."""
     out = Path(out)
     prev = job_mode(out) if out.is_dir() else None
     outdir.claim(out, prev, mode, f"{out} holds results of mode {prev!r}, not {mode!r}",
                  overwrite)
+    if overwrite and only and prev is not None and prev != mode:
+        raise ConfigError("--only", f"{out} holds results of mode {prev!r}: --overwrite "
+                          f"--only replaces the named studies in that mode only; to run "
+                          f"--{mode} drop --only (all studies), or choose another --out")
     if not create:
         return
-    if overwrite and out.is_dir() and (prev is None or prev != mode):
-        for n in STUDIES:
-            shutil.rmtree(out / n, ignore_errors=True)
+    if overwrite and out.is_dir() and prev != mode:
         (out / CLAIMS_FILE).unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -170,16 +174,18 @@ def run_studies(mode: str, out, only: list[str] | None = None, *,
     for n, ss in specs.items():
         for sname, sp in ss.items():
             sp.validate(f"{n}.{sname}")
-    check_out(out, mode, overwrite)
-    job = Job(sum(sp.samples() for ss in specs.values() for sp in ss.values()))
-    elog = Log(quiet)
-    times = {}
-    for n in names:
-        t0 = time.perf_counter()
-        log(f"[{n}] {len(specs[n])} groups ({mode})")
-        execute(specs[n], out / n, log=elog, job=job, tag=f"{n}/")
-        times[n] = time.perf_counter() - t0
-        log(f"[{n}] done in {times[n]:.1f}s")
+    check_out(out, mode, overwrite, create=False, only=only)
+    with outdir.hold(out):
+        check_out(out, mode, overwrite, only=only)
+        job = Job(sum(sp.samples() for ss in specs.values() for sp in ss.values()))
+        elog = Log(quiet)
+        times = {}
+        for n in names:
+            t0 = time.perf_counter()
+            log(f"[{n}] {len(specs[n])} groups ({mode})")
+            execute(specs[n], out / n, log=elog, job=job, tag=f"{n}/", overwrite=overwrite)
+            times[n] = time.perf_counter() - t0
+            log(f"[{n}] done in {times[n]:.1f}s")
     return times
 
 

@@ -277,9 +277,9 @@ def _csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode()
 
 
-def check_out(out: Path, spec: SweepSpec) -> None:
+def check_out(out: Path, spec: SweepSpec, overwrite: bool = False) -> None:
     """``out`` is a directory for this sweep: refuse a file, an unwritable path, or another
-    sweep's results (another name)."""
+    sweep's results (another name) unless ``overwrite``."""
     meta, prev = out / "sweep.json", None
     if out.is_dir() and meta.exists():
         try:
@@ -288,17 +288,25 @@ def check_out(out: Path, spec: SweepSpec) -> None:
             raise ConfigError("--out", f"{meta} cannot be read (damaged?): choose another "
                               "--out, or remove it") from None
     outdir.claim(out, prev, spec.name, f"{out} holds the results of sweep {prev!r}, not "
-                 f"{spec.name!r}", overwrite=None)
+                 f"{spec.name!r}", overwrite)
 
 
-def run_sweep(spec: SweepSpec, out, quiet: bool = False) -> dict:
-    """Run (or resume) every group of ``spec`` under ``out/groups``; write the tidy tables."""
+def run_sweep(spec: SweepSpec, out, quiet: bool = False, overwrite: bool = False) -> dict:
+    """Run (or resume) every group of ``spec`` under ``out/groups``, holding ``out``; write
+    the tidy tables. A group whose results are of another configuration (the spec was
+    edited) is refused before anything trains, unless ``overwrite``."""
     spec = spec.validate()
     out = Path(out)
     ss = specs(spec)
     for name, sp in ss.items():
         check_spec(sp, name)  # fields and memory estimate, before anything is compiled
-    check_out(out, spec)
+    check_out(out, spec, overwrite)
+    with outdir.hold(out):
+        check_out(out, spec, overwrite)  # again, now that no one else writes
+        return _run(spec, ss, out, quiet, overwrite)
+
+
+def _run(spec: SweepSpec, ss: dict, out: Path, quiet: bool, overwrite: bool) -> dict:
 
     def record():  # once the first group is known good: nothing is written for a bad sweep
         if jax.process_index() == 0:
@@ -308,7 +316,7 @@ def run_sweep(spec: SweepSpec, out, quiet: bool = False) -> dict:
             _atomic_write(out / "sweep.json",
                           lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
-    rs = execute(ss, out / "groups", log=Log(quiet), on_start=record)
+    rs = execute(ss, out / "groups", log=Log(quiet), on_start=record, overwrite=overwrite)
     all_rows = [row for runs in rs.values() for row in table_rows(runs)]
     summary, warnings = summarize(all_rows)
     if jax.process_index() == 0:

@@ -3,7 +3,8 @@
 The runs of a group lie along a 1-D mesh "runs" over all devices (all processes' under
 ``jax.distributed``), padded to a multiple of the device count. A checkpoint stores the state's
 leaves by pytree path, the metrics logged so far, the next log interval, the spec's hash and
-the format version; ``load`` gives it back only when all of these match.
+the format version, for the group's runs without the padding (so it resumes on any number of
+devices); ``load`` gives it back only when all of these match and the shapes fit.
 """
 
 from __future__ import annotations
@@ -52,22 +53,24 @@ def _leaf_names(state) -> list[str]:
     return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
 
 
-def save(path: Path, key: str, state, metrics: dict, next_interval: int) -> None:
-    """Write the checkpoint atomically (on process 0)."""
-    leaves = [to_host(x) for x in jax.tree.leaves(state)]
+def save(path: Path, key: str, state, metrics: dict, next_interval: int, R: int) -> None:
+    """Write the checkpoint of the first ``R`` runs atomically (on process 0): unpadded, so
+    that it resumes on any number of devices."""
+    leaves = [to_host(x)[:R] for x in jax.tree.leaves(state)]
     if jax.process_index() != 0:
         return
     z = {f"state/{n}": x for n, x in zip(_leaf_names(state), leaves)}
-    z.update({f"metrics/{k}": np.concatenate(v, axis=1) for k, v in metrics.items()})
+    z.update({f"metrics/{k}": np.concatenate(v, axis=1)[:R] for k, v in metrics.items()})
     z["hash"] = np.asarray(key)
     z["format"] = np.asarray(FORMAT)
     z["next_interval"] = np.asarray(next_interval)
     atomic_write(path, lambda f: np.savez(f, **z))
 
 
-def load(path: Path, key: str, state, shard, say: Callable[[str], None]):
-    """(state, metrics, next interval) from a checkpoint of this spec, or None (said why);
-    ``state`` gives the tree and the shapes the stored leaves must have."""
+def load(path: Path, key: str, state, shard, say: Callable[[str], None], R: int, n_int: int):
+    """(state, metrics, next interval) from a checkpoint of this spec's ``R`` runs, padded
+    again to ``state``'s runs, or None (said why); ``state`` gives the tree and the shapes the
+    stored leaves must have, ``n_int`` the number of log intervals."""
     try:
         z = load_npz(path)
     except ConfigError as e:
@@ -83,13 +86,22 @@ def load(path: Path, key: str, state, shard, say: Callable[[str], None]):
         return None
     names = _leaf_names(state)
     leaves, treedef = jax.tree.flatten(state)
+    R_pad = leaves[0].shape[0]
     missing = [n for n in names if f"state/{n}" not in z]
     bad = [n for n, x in zip(names, leaves) if f"state/{n}" in z and z[f"state/{n}"].shape
-           != tuple(x.shape)]
-    if missing or bad or any(f"metrics/{k}" not in z for k in METRICS):
-        say(f"checkpoint {path} does not match this version's state "
+           != (R,) + tuple(x.shape[1:])]
+    ni = z.get("next_interval")
+    if ni is None or ni.shape != () or ni.dtype.kind not in "iu" or not 0 <= int(ni) <= n_int:
+        bad.append(f"next_interval {None if ni is None else ni.tolist()} (of {n_int})")
+    else:
+        bad += [f"metrics/{k}" for k in METRICS if f"metrics/{k}" in z
+                and z[f"metrics/{k}"].shape != (R, int(ni) + 1)]
+    missing += [f"metrics/{k}" for k in METRICS if f"metrics/{k}" not in z]
+    if missing or bad:
+        say(f"checkpoint {path} does not match this spec's state "
             f"({(missing + bad)[:1]}): restarting from scratch")
         return None
-    state = jax.tree.unflatten(treedef, [to_global(z[f"state/{n}"], shard) for n in names])
-    metrics = {k: [z[f"metrics/{k}"]] for k in METRICS}
-    return state, metrics, int(z["next_interval"])
+    state = jax.tree.unflatten(treedef, [to_global(pad(z[f"state/{n}"], R_pad), shard)
+                                         for n in names])
+    metrics = {k: [pad(z[f"metrics/{k}"], R_pad)] for k in METRICS}
+    return state, metrics, int(ni)

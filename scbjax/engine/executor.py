@@ -26,13 +26,14 @@ from scbjax.core import keys
 from scbjax.core.task import Task
 from scbjax.core.task import check_tasks as check_task_arrays
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import atomic_write
-from scbjax.engine import checkpoint
+from scbjax.util.fileio import atomic_write, load_json
+from scbjax.engine import checkpoint, outdir
 from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
 from scbjax.engine.resources import check_fits
 from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
 from scbjax.engine.spec import FORMAT, RunSpec, check_name, digest_arrays
-from scbjax.engine.store import ARRAYS, CHECKPOINT, SIDECAR, Runs, RunSet, load_runs
+from scbjax.engine.store import (ARRAYS, CHECKPOINT, META, SIDECAR, Runs, RunSet, checkpoint_hash,
+                                 identify, load_runs, read_results)
 from scbjax.sim.train import (METRICS, RunSettings, initial_metrics, intervals, log_schedule,
                           make_stepper)
 
@@ -112,10 +113,12 @@ def interrupted_message() -> str:
 
 def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | None = None,
              context: RunSet | None = None, tag: str = "",
-             on_start: Callable[[], None] | None = None) -> Runs:
-    """Run (or reuse, or resume) ``spec`` in ``sdir``; return its loaded ``Runs``.
-    ``on_start()`` is called once the spec is known good (reused, or initialised with its
-    tasks checked), before anything of it is written."""
+             on_start: Callable[[], None] | None = None, overwrite: bool = False) -> Runs:
+    """Run (or reuse, or resume) ``spec`` in ``sdir``, holding the folder (``outdir.hold``);
+    return its loaded ``Runs``. Results or a checkpoint of another configuration in ``sdir``
+    are a ConfigError unless ``overwrite`` (then the new results replace them when they are
+    done). ``on_start()`` is called once the spec is known good (reused, or initialised with
+    its tasks checked), before anything of it is written."""
     spec = spec.validate(name)
     sdir = Path(sdir)
     job = job or Job(spec.samples())
@@ -125,20 +128,43 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     def say(text: str) -> None:
         log(tag + text)
 
-    done = _reuse(name, sdir, key, say)
-    if done is not None:
+    check_files(sdir)
+    with outdir.hold(sdir, str(sdir)):
+        check_other(sdir, key, overwrite)
+        done = _reuse(name, spec, sdir, key, say)
+        if done is not None:
+            if on_start is not None:
+                on_start()
+            job.done += spec.samples()
+            PROGRESS.update(dir=sdir, step=spec.config.total_steps, done=True)
+            return done
+        check_fits(spec.config, len(spec.runs), spec.max_dataset, where=name)
+        PROGRESS.update(dir=sdir, step=0, total=spec.config.total_steps, done=False)
+        g = _init(name, spec, tasks, params0)
         if on_start is not None:
             on_start()
-        job.done += spec.samples()
-        PROGRESS.update(dir=sdir, step=spec.config.total_steps, done=True)
-        return done
-    check_fits(spec.config, len(spec.runs), spec.max_dataset, where=name)
-    PROGRESS.update(dir=sdir, step=0, total=spec.config.total_steps, done=False)
-    g = _init(name, spec, tasks, params0)
-    if on_start is not None:
-        on_start()
-    timings = _loop(spec, g, sdir / CHECKPOINT, key, job, say)
-    return _write(name, spec, sdir, key, g, timings, say)
+        timings = _loop(spec, g, sdir / CHECKPOINT, key, job, say)
+        return _write(name, spec, sdir, key, g, timings, say)
+
+
+def check_files(sdir: Path) -> None:
+    """The files a spec writes must be files where they exist (not folders, FIFOs...)."""
+    for f in (ARRAYS, SIDECAR, CHECKPOINT):
+        p = sdir / f
+        if (p.exists() or p.is_symlink()) and not p.is_file():
+            raise ConfigError(str(p), "exists and is not a regular file: remove it")
+
+
+def check_other(sdir: Path, key: str, overwrite: bool) -> None:
+    """Refuse to replace what ``sdir`` holds of another configuration (finished results, or a
+    checkpoint) unless ``overwrite``; damaged files are recomputed (and named) instead."""
+    held, _ = identify(sdir)
+    if held is None or held == "?" or held == key:
+        held = checkpoint_hash(sdir) if held is None else held
+    if held not in (None, "?", key) and not overwrite:
+        raise ConfigError(str(sdir), f"holds the runs of another configuration (hash {held}, "
+                          f"this one is {key}): choose another output folder, or overwrite "
+                          "(--overwrite) to replace them")
 
 
 def _inputs(spec: RunSpec, context: RunSet) -> tuple:
@@ -148,18 +174,44 @@ def _inputs(spec: RunSpec, context: RunSet) -> tuple:
     return tasks, params0, spec.key(digest_arrays(tasks), digest_arrays(params0))
 
 
-def _reuse(name: str, sdir: Path, key: str, say: Callable[[str], None]) -> Runs | None:
-    """The finished results in ``sdir`` if their hash is ``key`` and they load, else None
-    (said why, when there are results)."""
+def _reuse(name: str, spec: RunSpec, sdir: Path, key: str,
+           say: Callable[[str], None]) -> Runs | None:
+    """The finished results in ``sdir`` if they carry the hash ``key``, load, and hold this
+    spec's seeds and settings, else None (said why, when there are results). A ``run.json``
+    that does not match them (a write interrupted between the two files) is rewritten from
+    the copy the results file carries."""
     if not ((sdir / SIDECAR).exists() or (sdir / ARRAYS).exists()):
         return None
     try:
-        done = load_runs(sdir, key, name)
-    except ConfigError as e:  # another configuration, or a damaged / missing file
+        arrays, meta = read_results(sdir)
+        if meta["hash"] != key:
+            raise ConfigError(str(sdir / ARRAYS), f"holds other runs (hash {meta['hash']}, "
+                              f"want {key})")
+        settings = spec.settings()
+        same = np.array_equal(arrays["seeds"], [r.seed for r in spec.runs]) and all(
+            f"settings/{k}" in arrays and np.array_equal(arrays[f"settings/{k}"], v)
+            for k, v in settings.items())
+        if not same:
+            raise ConfigError(str(sdir / ARRAYS), "its seeds or settings are not those its "
+                              "hash stands for")
+    except ConfigError as e:  # a damaged, inconsistent or missing file
         say(f"{e}: recomputing")
         return None
+    try:
+        side = load_json(sdir / SIDECAR)
+    except ConfigError:
+        side = None
+    if side != meta:
+        _write_sidecar(sdir, meta)
+        say(f"{sdir / SIDECAR} did not match {sdir / ARRAYS} (a write was interrupted): "
+            "rewritten from the copy in the results file")
     say(f"finished earlier, reused ({sdir})")
-    return done
+    return Runs(arrays, meta, name)
+
+
+def _write_sidecar(sdir: Path, meta: dict) -> None:
+    text = json.dumps(meta, indent=2).encode()
+    atomic_write(sdir / SIDECAR, lambda f: f.write(text))
 
 
 @dataclasses.dataclass
@@ -223,7 +275,7 @@ def _loop(spec: RunSpec, g: _Group, ckpt: Path, key: str, job: Job,
     chunk = spec.chunk_steps or max(cfg.log_every, -(-cfg.total_steps // 10))
     C = max(1, chunk // cfg.log_every)
     if ckpt.exists():
-        got = checkpoint.load(ckpt, key, g.state, g.shard, say)
+        got = checkpoint.load(ckpt, key, g.state, g.shard, say, R, n_int)
         if got is not None:
             g.state, g.metrics, g.next_interval = got
             at = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
@@ -262,7 +314,7 @@ def _loop(spec: RunSpec, g: _Group, ckpt: Path, key: str, job: Job,
         n_samp = int(ln.sum()) * int(batch_R[:, p].sum())
         samples_done += n_samp
         job.done += n_samp
-        checkpoint.save(ckpt, key, g.state, g.metrics, g.next_interval)
+        checkpoint.save(ckpt, key, g.state, g.metrics, g.next_interval, R)
         step = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
         PROGRESS.update(step=step)
         el = time.perf_counter() - t_run0 - compile_s
@@ -287,9 +339,12 @@ def _write(name: str, spec: RunSpec, sdir: Path, key: str, g: _Group, timings: d
             "label_names": list(spec.label_names), "max_dataset": spec.max_dataset,
             "runs": R, "timings": timings, "devices": devices(), "versions": versions(),
             "git_commit": git_commit()}
+    meta = json.loads(json.dumps(meta))  # as run.json and the results file will read back
     if jax.process_index() == 0:
-        atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays))
-        atomic_write(sdir / SIDECAR, lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        # the results file carries its own configuration: it is the authority, and run.json
+        # (its readable copy) is written after it; a crash in between is repaired on reuse
+        atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays, **{META: json.dumps(meta)}))
+        _write_sidecar(sdir, meta)
         (sdir / CHECKPOINT).unlink(missing_ok=True)
     PROGRESS.update(done=True)
     div = arrays["diverged_step"]
@@ -346,14 +401,29 @@ def _arrays(spec: RunSpec, state, metrics: dict, sa: dict, R: int) -> dict:
 
 
 def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | None = None,
-            tag: str = "", on_start: Callable[[], None] | None = None) -> RunSet:
-    """Run each spec in order into ``out/<name>``; a spec's ``tasks``/``params0`` functions
-    see the ``RunSet`` of the specs before it. ``on_start()`` is called once, when the first
-    spec is known good (see ``run_spec``). Returns the ``RunSet``. Every name must be one
-    directory component (``spec.check_name``): nothing is written outside ``out``."""
+            tag: str = "", on_start: Callable[[], None] | None = None,
+            overwrite: bool = False) -> RunSet:
+    """Run each spec in order into ``out/<name>``, holding ``out`` (``outdir.hold``); a
+    spec's ``tasks``/``params0`` functions see the ``RunSet`` of the specs before it.
+    ``on_start()`` is called once, when the first spec is known good (see ``run_spec``).
+    Returns the ``RunSet``. Every name must be one directory component
+    (``spec.check_name``): nothing is written outside ``out``. Results of another
+    configuration are replaced only with ``overwrite``: for the specs whose hash is known
+    before they run (no ``tasks``/``params0`` functions) this is checked before anything
+    trains."""
     out = Path(out)
     for name in specs:
         check_name(name, f"specs[{name!r}]")
+    with outdir.hold(out, str(out)):
+        if not overwrite:
+            for name, spec in specs.items():
+                if not (callable(spec.tasks) or callable(spec.params0)):
+                    check_files(out / name)
+                    check_other(out / name, _inputs(spec.validate(name), RunSet())[2], False)
+        return _execute(specs, out, log, job, tag, on_start, overwrite)
+
+
+def _execute(specs, out: Path, log: Log, job: Job | None, tag: str, on_start, overwrite: bool):
     started = []
 
     def once():
@@ -368,7 +438,7 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
         t = (f"[{tag}{name} {i + 1}/{len(specs)}: {len(spec.runs)} runs, N={c.task.N} "
              f"T={c.task.T} Q={c.task.Q}] ")
         rs[name] = run_spec(name, spec, out / name, log=log, job=job, context=rs, tag=t,
-                            on_start=once)
+                            on_start=once, overwrite=overwrite)
     return rs
 
 

@@ -1,9 +1,13 @@
 """Output folders: the one rule for a folder that may hold other results (``claim``), and the
-job file ``OUT/job.json`` that says which mode (and kind) of results a reproduction holds."""
+job file ``OUT/job.json`` that says which mode (and kind) of results a reproduction holds, and
+the lock that lets one process at a time write into a folder (``hold``)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 from pathlib import Path
 
 from scbjax.util.errors import ConfigError
@@ -58,3 +62,103 @@ def write_job(out, mode: str, kind: str = "reproduce") -> None:
     """Record in ``OUT/job.json`` that ``out`` holds results of ``kind`` in ``mode``."""
     text = json.dumps({"kind": kind, "mode": mode}).encode()
     atomic_write(Path(out) / JOB_FILE, lambda f: f.write(text))
+
+
+# --- One writer per output folder ----------------------------------------------------------
+
+LOCK_FILE = ".scbjax.lock"
+_HELD: dict[Path, int] = {}  # folder -> nesting depth, for this process
+
+
+@contextlib.contextmanager
+def hold(out, field: str = "--out"):
+    """Hold ``out`` for this process while the block runs: an ``fcntl.flock`` on
+    ``OUT/.scbjax.lock`` (which records the PID), so that a second writer gets a ConfigError
+    naming the holder instead of racing it. Re-entrant within a process. On the way out the
+    lock file is removed, and so are the folders created to hold it if they are still empty;
+    leftover temp files of writes that were killed (``.NAME.*.tmp``) are removed on the way
+    in, since no other writer can be running."""
+    out = Path(out)
+    key = out.resolve()
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield out
+        finally:
+            _HELD[key] -= 1
+        return
+    if out.exists() and not out.is_dir():
+        raise ConfigError(field, f"{out} is not a directory")
+    created = _make_dirs(out, field)
+    try:
+        fd = _lock(out / LOCK_FILE, field)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    _HELD[key] = 1
+    try:
+        for tmp in out.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        yield out
+    finally:
+        del _HELD[key]
+        (out / LOCK_FILE).unlink(missing_ok=True)
+        os.close(fd)
+        _remove_empty(created)
+
+
+def _make_dirs(out: Path, field: str) -> list[Path]:
+    missing, p = [], out
+    while not p.exists() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    created = []
+    try:
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+                created.append(d)
+            except FileExistsError:
+                pass
+    except OSError as e:
+        _remove_empty(created)
+        raise ConfigError(field, f"cannot write to {out}: {e.strerror or e}") from None
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def _lock(path: Path, field: str) -> int:
+    """An open descriptor of ``path`` holding its exclusive flock (the PID written in it);
+    ConfigError naming the holder's PID if another process has it."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise ConfigError(field, f"cannot write to {path.parent}: {e.strerror or e}") \
+                from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise ConfigError(field, f"{path.parent} is in use by another scbjax process "
+                              f"(PID {pid}, lock {path}): wait for it to finish, or choose "
+                              "another output folder") from None
+        try:  # the file may have been removed by its last holder since we opened it
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)

@@ -30,7 +30,7 @@ from scbjax.util.errors import ConfigError, is_int, require
 from scbjax.sim.config import PER_RUN, Phase, TrainConfig
 from scbjax.util import fields
 
-FORMAT = 2  # bump when the meaning of a spec's hash or its saved arrays changes
+FORMAT = 3  # bump when the meaning of a spec's hash or its saved arrays changes
 LabelValue = str | int | float | bool
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 

@@ -1,8 +1,10 @@
 """The one on-disk layout and its loader.
 
-A spec's directory holds ``results.npz`` (per-run arrays, leading axis = run) and ``run.json``
-(name, hash, format, config, labels, timings, versions, devices), plus ``checkpoint.npz`` while
-it runs. ``scbjax train`` writes one such directory; a sweep ``OUT/groups/<name>/``; a study
+A spec's directory holds ``results.npz`` (per-run arrays, leading axis = run, and ``meta``:
+the sidecar's JSON text) and ``run.json`` (name, hash, format, config, labels, timings,
+versions, devices: a readable copy of ``meta``), plus ``checkpoint.npz`` while it runs. The
+results file is the authority: ``load_runs`` checks its ``meta`` (hash, format), the shapes of
+its arrays against that configuration, and that ``run.json`` says the same. ``scbjax train`` writes one such directory; a sweep ``OUT/groups/<name>/``; a study
 ``OUT/<study>/<name>/``. Arrays: ``seeds`` [R]; ``steps`` [L]; ``samples`` [R, L];
 ``metrics/<name>`` [R, L]; ``params/V`` [R, N, N], ``params/A`` [R, T, N]; ``task/P``,
 ``task/mu``, ``task/q``; ``settings/<name>`` [R, phases] (``dataset`` [R]); ``labels/<name>`` [R];
@@ -14,14 +16,18 @@ it runs. ``scbjax train`` writes one such directory; a sweep ``OUT/groups/<name>
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from scbjax.engine.meta import config_from_dict
+from scbjax.engine.spec import FORMAT
+from scbjax.sim.train import METRICS, log_schedule
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import load_json, load_npz
 
+META = "meta"  # the results file's copy of run.json (JSON text)
 ARRAYS = "results.npz"
 SIDECAR = "run.json"
 CHECKPOINT = "checkpoint.npz"
@@ -128,25 +134,125 @@ class RunSet(dict):
         return dict.__getitem__(self, name)
 
 
-def load_runs(spec_dir, expect_hash: str | None = None, name: str = "") -> Runs:
-    """The saved runs of one spec directory; with ``expect_hash``, ConfigError unless the
-    stored hash equals it."""
-    d = Path(spec_dir)
-    meta = load_json(d / SIDECAR)
+def _check_meta(meta, where: str) -> dict:
     if not isinstance(meta, dict):
-        raise ConfigError(str(d / SIDECAR), f"not a scbjax result (a JSON {type(meta).__name__}, "
-                          "not an object)")
-    for k in ("hash", "format", "config", "label_names"):
+        raise ConfigError(where, f"not a scbjax result (a JSON {type(meta).__name__}, not an "
+                          "object)")
+    for k in ("hash", "format", "config", "label_names", "runs"):
         if k not in meta:
-            raise ConfigError(str(d / SIDECAR), f"no {k!r} entry: not a scbjax result (or an "
-                              "older format)")
-    if expect_hash is not None and meta["hash"] != expect_hash:
-        raise ConfigError(str(d), f"holds other runs (hash {meta['hash']}, want {expect_hash})")
-    arrays = load_npz(d / ARRAYS)
-    need = ["seeds", "steps", "samples", "diverged_step"] + [f"labels/{k}"
-                                                            for k in meta["label_names"]]
-    for k in need:
+            raise ConfigError(where, f"no {k!r} entry: not a scbjax result (or an older format)")
+    if meta["format"] != FORMAT:
+        raise ConfigError(where, f"format {meta['format']!r}, this version reads {FORMAT}: "
+                          "recompute it (--overwrite)")
+    if not isinstance(meta["runs"], int) or isinstance(meta["runs"], bool) or meta["runs"] < 1:
+        raise ConfigError(where, f"'runs' must be an integer >= 1, got {meta['runs']!r}")
+    if not (isinstance(meta["label_names"], list)
+            and all(isinstance(k, str) for k in meta["label_names"])):
+        raise ConfigError(where, "'label_names' must be a list of names")
+    return meta
+
+
+def embedded_meta(arrays: dict, path) -> dict:
+    """The sidecar a results file carries (``META``), checked: ConfigError(path) otherwise."""
+    if META not in arrays:
+        raise ConfigError(str(path), "carries no configuration (written by an older version, "
+                          "or not by scbjax): recompute it (--overwrite)")
+    try:
+        meta = json.loads(str(arrays[META]))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ConfigError(str(path), f"its configuration is not valid JSON ({e})") from None
+    return _check_meta(meta, str(path))
+
+
+def expected_shapes(meta: dict, cfg) -> dict[str, tuple]:
+    """The shape each array of a results file must have under its ``meta`` and config."""
+    R, N, T, L = meta["runs"], cfg.task.N, cfg.task.T, len(log_schedule(cfg)[0])
+    shapes = {"seeds": (R,), "steps": (L,), "samples": (R, L), "diverged_step": (R,),
+              "params/V": (R, N, N), "params/A": (R, T, N), "task/P": (R, N, N),
+              "task/mu": (R, N), "task/q": (R, T, N)}
+    shapes.update({f"metrics/{k}": (R, L) for k in METRICS})
+    shapes.update({f"labels/{k}": (R,) for k in meta["label_names"]})
+    return shapes
+
+
+def check_arrays(arrays: dict, meta: dict, path) -> None:
+    """Every array a result must have, with the shape its configuration gives and a numeric
+    type (labels excepted), and the log points of its configuration: ConfigError(path) naming
+    the first that is not."""
+    try:
+        cfg = config_from_dict(meta["config"], "config")
+    except ConfigError as e:
+        raise ConfigError(str(path), f"its configuration is not valid ({e})") from None
+    for k, shape in expected_shapes(meta, cfg).items():
         if k not in arrays:
-            raise ConfigError(str(d / ARRAYS), f"no array {k!r}")
+            raise ConfigError(str(path), f"no array {k!r}")
+        a = arrays[k]
+        if a.shape != shape:
+            raise ConfigError(str(path), f"array {k!r} has shape {a.shape}, its configuration "
+                              f"gives {shape}")
+        if not k.startswith("labels/") and a.dtype.kind not in "biuf":
+            raise ConfigError(str(path), f"array {k!r} is not numeric ({a.dtype})")
+    if not np.array_equal(arrays["steps"], log_schedule(cfg)[0]):
+        raise ConfigError(str(path), "array 'steps' is not its configuration's log schedule")
+    for k, a in arrays.items():
+        if k.startswith("settings/") and (a.ndim < 1 or a.shape[0] != meta["runs"]):
+            raise ConfigError(str(path), f"array {k!r} has shape {a.shape}, want "
+                              f"{meta['runs']} runs")
+
+
+def read_results(spec_dir) -> tuple[dict, dict]:
+    """(arrays, meta) of a spec directory's results file, checked (``embedded_meta``,
+    ``check_arrays``), without looking at ``run.json``."""
+    path = Path(spec_dir) / ARRAYS
+    arrays = load_npz(path)
+    meta = embedded_meta(arrays, path)
+    check_arrays(arrays, meta, path)
+    del arrays[META]
+    return arrays, meta
+
+
+def load_runs(spec_dir, expect_hash: str | None = None, name: str = "") -> Runs:
+    """The saved runs of one spec directory, checked: ``run.json`` readable and equal to the
+    configuration its results file carries, the arrays of the shapes it gives, and with
+    ``expect_hash`` its hash equal to that (ConfigError naming the file otherwise)."""
+    d = Path(spec_dir)
+    side = _check_meta(load_json(d / SIDECAR), str(d / SIDECAR))
+    if expect_hash is not None and side["hash"] != expect_hash:
+        raise ConfigError(str(d), f"holds other runs (hash {side['hash']}, want {expect_hash})")
+    arrays, meta = read_results(d)
+    if meta != side:
+        raise ConfigError(str(d), f"{SIDECAR} and {ARRAYS} disagree (hash {side['hash']} and "
+                          f"{meta['hash']}): an interrupted write, or files copied or edited")
     return Runs(arrays, meta, name or meta.get("name", d.name))
 
+
+def identify(spec_dir) -> tuple[str | None, str]:
+    """(hash, why) of what ``spec_dir`` holds: the hash its results file carries (the
+    authority), else the one ``run.json`` names, else the checkpoint's; None for nothing (or
+    only a damaged checkpoint), "?" for results that cannot be identified (``why`` says so)."""
+    d = Path(spec_dir)
+    if (d / ARRAYS).exists() or (d / SIDECAR).exists():
+        try:
+            return read_results(d)[1]["hash"], ""
+        except ConfigError as e:
+            why = str(e)
+        try:
+            side = load_json(d / SIDECAR)
+        except ConfigError as e:
+            return "?", str(e)
+        if isinstance(side, dict) and isinstance(side.get("hash"), str):
+            return side["hash"], why
+        return "?", f"{d / SIDECAR}: not a scbjax result"
+    return checkpoint_hash(d), ""
+
+
+def checkpoint_hash(spec_dir) -> str | None:
+    """The hash of the checkpoint in ``spec_dir``; None without one, or for a damaged one."""
+    p = Path(spec_dir) / CHECKPOINT
+    if not p.exists():
+        return None
+    try:
+        z = load_npz(p)
+    except ConfigError:
+        return None
+    return str(z["hash"]) if "hash" in z else None

@@ -225,7 +225,7 @@ def group_arrays(out: Path) -> dict:
     res = {}
     for g in sorted((out / "groups").iterdir()):
         with np.load(g / "results.npz") as z:
-            for k in z.files:
+            for k in set(z.files) - {"meta"}:  # meta: the sidecar (timings, devices)
                 res[f"{g.name}/{k}"] = z[k]
     return res
 

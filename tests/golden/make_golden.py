@@ -62,7 +62,7 @@ def digest(out: Path) -> dict:
     arrays = {}
     for p in sorted(out.rglob("results.npz")):
         with np.load(p) as z:
-            for k in sorted(z.files):
+            for k in sorted(set(z.files) - {"meta"}):  # meta: the run's sidecar (timings)
                 arrays[f"{p.relative_to(out).as_posix()}:{k}"] = array_digest(z[k])
     claims = [{k: c[k] for k in ("id", "measured", "passed")}
               for c in json.loads((out / "claims.json").read_text())]

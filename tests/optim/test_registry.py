@@ -77,14 +77,17 @@ def test_user_optimizer_runs_through_execute_and_its_code_enters_the_hash(tmp_pa
     plug.write_text(PLUGIN.format(decay=0.5))  # other code under the same name
     s.load_plugin(plug)
     assert spec.key() != key1
-    with pytest.raises(AssertionError, match="trained"):  # not reused
-        execute({"m": spec}, tmp_path / "out", log=Log(quiet=True))
+    with pytest.raises(ConfigError, match="another configuration"):  # not reused, and not
+        execute({"m": spec}, tmp_path / "out", log=Log(quiet=True))  # replaced unasked
+    with pytest.raises(AssertionError, match="trained"):  # with overwrite: trained anew
+        execute({"m": spec}, tmp_path / "out", log=Log(quiet=True), overwrite=True)
     monkeypatch.setattr(executor, "make_stepper", real)
-    r2 = execute({"m": spec}, tmp_path / "out", log=Log(quiet=True))["m"]
+    r2 = execute({"m": spec}, tmp_path / "out", log=Log(quiet=True), overwrite=True)["m"]
     assert not np.allclose(r2.final("dist_A"), r1.final("dist_A"))
     # a built-in's hash carries no code digest: the same key as before the registry existed
-    # (computed at commit 1148a33), so results stored then are still reused
-    assert RunSpec(_cfg("sgd"), grid(range(2))).key() == "26ab3f9a00ef374e"
+    # (computed at commit 1148a33 as 26ab3f9a00ef374e under format 2; format 3, which embeds
+    # the configuration in results.npz, gives the value below)
+    assert RunSpec(_cfg("sgd"), grid(range(2))).key() == "cc377948e6e049e7"
 
 
 def test_cli_train_with_a_plugin(tmp_path, capsys):
