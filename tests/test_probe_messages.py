@@ -26,7 +26,19 @@ from test_robustness import interrupt_after_checkpoint
 
 B = ["--N", "5", "--T", "6", "--Q", "2", "--steps", "40", "--log-every", "20", "--seeds", "2",
      "--quiet"]
+# the runs of the real processes below: one set of compiled programs for all (any --steps)
+TRAIN = ["train", "--N", "4", "--T", "6", "--Q", "2", "--batch", "4", "--log-every", "100",
+         "--chunk-steps", "1000", "--seeds", "2", "--quiet"]
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """Environment for this file's training processes: one persistent compilation cache, so
+    that only the first compiles (XLA's C++ log is silenced: it says "Loading XLA:CPU AOT
+    result ..." on stderr for each cached program, which is not what these tests read)."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("xla-cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def scbjax(args, cwd, env=None, stdout=subprocess.DEVNULL, timeout=120):
@@ -151,10 +163,11 @@ def test_rename_refused_names_the_path(tmp_path):
     assert os.listdir(tmp_path) == ["job.json"]
 
 
-def test_stdout_to_dev_full_is_one_line_naming_stdout(tmp_path):
+def test_stdout_to_dev_full_is_one_line_naming_stdout(tmp_path, shared_cache):
     """Was: "scbjax: error: No space left on device", nothing saying it was stdout."""
     with open("/dev/full", "w") as full:
-        rc, err = scbjax(["train", *B, "--out", str(tmp_path / "o")], tmp_path, stdout=full)
+        rc, err = scbjax([*TRAIN, "--steps", "1000", "--out", str(tmp_path / "o")], tmp_path,
+                         env=shared_cache, stdout=full)
     assert rc == 2, err
     assert one_line(err) == "scbjax: error: stdout: cannot write: No space left on device"
 
@@ -260,12 +273,13 @@ def test_plot_of_a_job_json_fifo_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_stop_train_as_ctrl_c_does(sig, rc, tmp_path):
+def test_sigterm_and_sighup_stop_train_as_ctrl_c_does(sig, rc, tmp_path, shared_cache,
+                                                      monkeypatch):
     """Was: killed without a word (exit -15 / -1 from the shell's 143 / 129)."""
+    for k, v in shared_cache.items():  # (interrupt_after_checkpoint passes os.environ on)
+        monkeypatch.setenv(k, v)
     out = tmp_path / "run"
-    cmd = ["train", "--N", "4", "--T", "6", "--Q", "2", "--steps", "200000", "--batch", "4",
-           "--log-every", "100", "--chunk-steps", "1000", "--seeds", "2", "--quiet",
-           "--out", str(out)]
+    cmd = [*TRAIN, "--steps", "200000", "--out", str(out)]
     got, err, dt = interrupt_after_checkpoint(cmd, out, "checkpoint.npz", tmp_path, sig=sig)
     assert got == rc, err
     line = one_line(err)
@@ -284,6 +298,7 @@ def test_signal_handlers_only_while_a_command_runs():
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         with process.signals_as_interrupts():
             assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, None)  # (or: killed)
             with pytest.raises(process.Interrupted) as e:
                 os.kill(os.getpid(), signal.SIGHUP)  # the handler runs before the next line
                 for _ in range(100):
