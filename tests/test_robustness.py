@@ -1034,9 +1034,10 @@ def test_cli_walk_in_a_real_process(argv, names, tree):
 # --- interruptions -------------------------------------------------------------------------
 
 
-def interrupt_after_checkpoint(cmd, out, pattern, cwd, timeout=120):
-    """Start ``scbjax CMD``, send SIGINT once a checkpoint matching ``pattern`` appears under
-    ``out``; return (returncode, stderr, seconds from the signal to the exit)."""
+def interrupt_after_checkpoint(cmd, out, pattern, cwd, timeout=120, sig=None):
+    """Start ``scbjax CMD``, send ``sig`` (default SIGINT) once a checkpoint matching
+    ``pattern`` appears under ``out``; return (returncode, stderr, seconds from the signal to
+    the exit)."""
     import signal
     import subprocess
     import sys
@@ -1052,7 +1053,7 @@ def interrupt_after_checkpoint(cmd, out, pattern, cwd, timeout=120):
             assert time.time() - t0 < timeout
             time.sleep(0.01)
         t1 = time.time()
-        p.send_signal(signal.SIGINT)
+        p.send_signal(signal.SIGINT if sig is None else sig)
         _, err = p.communicate(timeout=timeout)
     finally:
         p.kill()

@@ -1,4 +1,6 @@
-"""Command-line interface: ``scbjax train ...``. Bad input exits with status 2, no traceback."""
+"""Command-line interface: ``scbjax train ...``. Bad input exits with status 2, no traceback;
+so do a JAX_PLATFORMS this machine lacks and a stdout that cannot be written (/dev/full).
+Ctrl-C, SIGTERM and SIGHUP stop a command with one line (exit 130, 143, 129)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,19 @@ import os
 import sys
 from pathlib import Path
 
+import jax
+
 from scbjax import __version__
 from scbjax.app.bench import BenchConfig
 from scbjax.app.commands import cmd_bench, cmd_plot, cmd_reproduce, cmd_sweep, cmd_train
+from scbjax.app.process import (Interrupted, StdoutError, drop_stdout, named_stdout,
+                                signals_as_interrupts)
 from scbjax.app.reproduce import STUDIES
 from scbjax.core.task import TaskConfig
 from scbjax.engine import executor
 from scbjax.optim import registry
 from scbjax.sim.train import Phase, TrainConfig
-from scbjax.util import fields
+from scbjax.util import backend, fields
 from scbjax.util.errors import ConfigError
 
 DESCRIPTION = """\
@@ -294,17 +300,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"train": cmd_train, "reproduce": cmd_reproduce, "plot": cmd_plot,
                     "sweep": cmd_sweep, "bench": cmd_bench}
-        return commands[a.command](a)
+        with signals_as_interrupts(), named_stdout():
+            backend.check_platforms(jax.devices)  # JAX_PLATFORMS=cuda on a CPU: one line
+            rc = commands[a.command](a)
+            sys.stdout.flush()  # a full stdout fails here, not at exit
+        return rc
     except ConfigError as e:
         print(f"scbjax: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (``scbjax bench | head``): quietly, 141
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 128 + 13
+    except StdoutError as e:  # ``scbjax train ... > /dev/full``
+        print(f"scbjax: error: stdout: cannot write: {e.strerror or e}", file=sys.stderr)
+        drop_stdout()
+        return 2
     except OSError as e:  # the file system refused (disk full, permissions): one line
         where = f"{e.filename}: " if e.filename else ""
         print(f"scbjax: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # SIGTERM, SIGHUP: as Ctrl-C, with the signal's name
+        print(f"scbjax: interrupted by {e.name}; {executor.interrupted_message()}",
+              file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"scbjax: interrupted; {executor.interrupted_message()}", file=sys.stderr)
         return 130

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import atomic_write, check_dir
+from scbjax.util.fileio import atomic_write, check_dir, check_file
 
 JOB_FILE = "job.json"
 MODES = ("tiny", "quick", "full")
@@ -33,10 +33,12 @@ def claim(out, held, want, other: str, overwrite: bool | None = False,
 
 
 def job_mode(out) -> str | None:
-    """The mode ``OUT/job.json`` records: None without the file, "unreadable" for a damaged one."""
+    """The mode ``OUT/job.json`` records: None without the file, "unreadable" for a damaged one;
+    a ConfigError naming it if it is not a regular file (a directory, a FIFO)."""
     job = Path(out) / JOB_FILE
     if not job.exists():
         return None
+    check_file(job)
     try:
         return json.loads(job.read_text()).get("mode")
     except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError):
@@ -47,10 +49,11 @@ def stored_mode(out) -> str:
     """The mode of the results in ``out`` (a ConfigError without a readable job file of a known
     mode)."""
     p = Path(out) / JOB_FILE
+    if not p.exists():
+        raise ConfigError(str(out), f"no {JOB_FILE}: not a `scbjax reproduce` output")
+    check_file(p)  # a directory or a FIFO: named as such (a FIFO's read would block)
     try:
         mode = json.loads(p.read_text()).get("mode")
-    except FileNotFoundError:
-        raise ConfigError(str(out), f"no {JOB_FILE}: not a `scbjax reproduce` output") from None
     except (json.JSONDecodeError, UnicodeDecodeError, OSError, AttributeError) as e:
         raise ConfigError(str(p), f"unreadable ({e})") from None
     if mode not in MODES:

@@ -11,13 +11,20 @@ product followed by a reduction (jax-ml/jax#39103), exactly the shape of our bat
 ``sum((e_o - V h)**2)`` over a vmapped ``V h``. pyproject.toml excludes 0.10.2; if it is
 installed anyway, importing scbjax turns that fusion off through XLA_FLAGS (read when JAX first
 initialises its CPU backend) and warns if it is too late for that.
+
+``check_platforms`` starts JAX's backend before a command runs, so that a JAX_PLATFORMS naming
+a platform this machine lacks is one ConfigError, not a traceback from the first jax.devices().
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
+from collections.abc import Callable
 from importlib import metadata
+
+from scbjax.util.errors import ConfigError
 
 BAD_JAXLIB = ("0.10.2",)
 FLAG = "--xla_cpu_experimental_ynn_fusion_type="
@@ -61,3 +68,26 @@ def use_partitionable_threefry() -> None:
 
     if not jax.config.jax_threefry_partitionable:
         jax.config.update("jax_threefry_partitionable", True)
+
+
+def _platform_reason(err: BaseException) -> str:
+    """jax's reason, less its "Unable to initialize backend 'x': " and its advice."""
+    if isinstance(err, AssertionError):  # jax skips "cuda" without a visible GPU, then asserts
+        return "no device of that platform is visible"
+    text = re.sub(r"^Unable to initialize backend '[^']*': ", "", str(err))
+    return re.sub(r"\s*\(set JAX_PLATFORMS=.*\)\s*$", "", text, flags=re.S).strip() or \
+        type(err).__name__
+
+
+def check_platforms(devices: Callable[[], list]) -> None:
+    """Start JAX's backend by calling ``devices`` (``jax.devices``, passed in: this module must
+    not import jax first); ConfigError("JAX_PLATFORMS") if the platforms it names cannot start.
+    Without JAX_PLATFORMS, jax's own error is left as it is."""
+    try:
+        devices()
+    except (RuntimeError, AssertionError) as e:
+        want = os.environ.get("JAX_PLATFORMS", "")
+        if not want.strip():
+            raise
+        raise ConfigError("JAX_PLATFORMS", f"{want!r} is not available here "
+                          f"({_platform_reason(e)}): unset it or set it to cpu") from None

@@ -26,8 +26,11 @@ def is_int(x) -> bool:
 
 
 def is_finite(x) -> bool:
-    """A real number that is not NaN or infinite."""
+    """A real number (int or float, numpy's too; not a bool, not a string such as "0.1") that
+    is not NaN or infinite."""
+    if not isinstance(x, (int, float, np.integer, np.floating)) or isinstance(x, (bool, np.bool_)):
+        return False
     try:
         return math.isfinite(float(x))
-    except (TypeError, ValueError):
+    except OverflowError:  # an int beyond float range
         return False

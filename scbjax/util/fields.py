@@ -51,7 +51,7 @@ def _describe(tp) -> str:
         return "one of " + ", ".join(repr(a) for a in args)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a tuple of {_describe(args[0])}"
+            return f"a tuple of {_plural(args[0])}"
         return "a tuple (" + ", ".join(_describe(a) for a in args) + ")"
     if _is_optional(tp):
         return _describe(_strip_none(tp)) + " or None"
@@ -61,6 +61,12 @@ def _describe(tp) -> str:
         return {bool: "a bool", int: "an integer", float: "a number", str: "a string"}.get(
             tp, tp.__name__)
     return str(tp)
+
+
+def _plural(tp) -> str:
+    """The entries of a ``tuple[tp, ...]``: "numbers", "integers"; else ``_describe``."""
+    return {bool: "bools", int: "integers", float: "numbers", str: "strings"}.get(
+        tp, _describe(tp)) if isinstance(tp, type) else _describe(tp)
 
 
 def _is_optional(tp) -> bool:
@@ -158,7 +164,9 @@ def _convert(value, tp, field: str):
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(field, f"must be a list ({_describe(tp)}), got {_tname(value)}")
+            want = (f"a list of {_plural(args[0])}" if len(args) == 2 and args[1] is Ellipsis
+                    else f"a list ({_describe(tp)})")
+            raise ConfigError(field, f"must be {want}, got {_tname(value)} {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(v, args[0], f"{field}[{i}]") for i, v in enumerate(value))
         if args and len(value) == len(args):
