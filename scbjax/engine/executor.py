@@ -2,18 +2,18 @@
 
 Per spec: one compiled group (the runs vmapped, sharded over all devices along a 1-D mesh
 "runs", padded to a multiple of the device count), advanced a chunk of log intervals at a
-time with an atomic checkpoint (state leaves stored by pytree path, with the spec's hash and
-the format version) between chunks. A spec whose results with the same hash are on disk and
-load is reused; a checkpoint with the same hash resumes; anything else (another hash, another
-format, a damaged file) restarts that spec from scratch, saying so. A run whose parameters
-turn non-finite is flagged with its step; the others go on. Progress: one line per chunk
-(spec, step of total, sample-steps/s, time left for the spec and for the whole job).
+time with an atomic checkpoint (state leaves stored by pytree path, unpadded, with the spec's
+hash and the format version) between chunks. One process at a time writes a folder
+(``outdir.hold``). A spec whose results carry its hash and load is reused; a checkpoint with
+its hash resumes; results or a checkpoint of another configuration are refused unless
+``overwrite`` (``results.check_other``); a damaged file restarts the spec, saying so. A run
+whose parameters turn non-finite is flagged with its step; the others go on. Progress: one
+line per chunk (spec, step of total, sample-steps/s, time left for the spec and the job).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,17 +25,15 @@ import numpy as np
 from scbjax.core import keys
 from scbjax.core.task import Task
 from scbjax.core.task import check_tasks as check_task_arrays
-from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import atomic_write, load_json
 from scbjax.engine import checkpoint, outdir
 from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
 from scbjax.engine.resources import check_fits
 from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
 from scbjax.engine.spec import FORMAT, RunSpec, check_name, digest_arrays
-from scbjax.engine.store import (ARRAYS, CHECKPOINT, META, SIDECAR, Runs, RunSet, checkpoint_hash,
-                                 identify, load_runs, read_results)
-from scbjax.sim.train import (METRICS, RunSettings, initial_metrics, intervals, log_schedule,
-                          make_stepper)
+from scbjax.engine import results
+from scbjax.engine.results import check_files, check_other, reuse
+from scbjax.engine.store import CHECKPOINT, Runs, RunSet, load_runs
+from scbjax.sim.train import METRICS, RunSettings, initial_metrics, intervals, make_stepper
 
 
 class Log:
@@ -131,7 +129,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     check_files(sdir)
     with outdir.hold(sdir, str(sdir)):
         check_other(sdir, key, overwrite)
-        done = _reuse(name, spec, sdir, key, say)
+        done = reuse(name, spec, sdir, key, say)
         if done is not None:
             if on_start is not None:
                 on_start()
@@ -147,71 +145,11 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
         return _write(name, spec, sdir, key, g, timings, say)
 
 
-def check_files(sdir: Path) -> None:
-    """The files a spec writes must be files where they exist (not folders, FIFOs...)."""
-    for f in (ARRAYS, SIDECAR, CHECKPOINT):
-        p = sdir / f
-        if (p.exists() or p.is_symlink()) and not p.is_file():
-            raise ConfigError(str(p), "exists and is not a regular file: remove it")
-
-
-def check_other(sdir: Path, key: str, overwrite: bool) -> None:
-    """Refuse to replace what ``sdir`` holds of another configuration (finished results, or a
-    checkpoint) unless ``overwrite``; damaged files are recomputed (and named) instead."""
-    held, _ = identify(sdir)
-    if held is None or held == "?" or held == key:
-        held = checkpoint_hash(sdir) if held is None else held
-    if held not in (None, "?", key) and not overwrite:
-        raise ConfigError(str(sdir), f"holds the runs of another configuration (hash {held}, "
-                          f"this one is {key}): choose another output folder, or overwrite "
-                          "(--overwrite) to replace them")
-
-
 def _inputs(spec: RunSpec, context: RunSet) -> tuple:
     """(tasks, params0, hash) of a validated spec: its given tasks and starts (functions of
     the specs before it called on ``context``) and the hash that covers them."""
     tasks, params0 = _resolve(spec.tasks, context), _resolve(spec.params0, context)
     return tasks, params0, spec.key(digest_arrays(tasks), digest_arrays(params0))
-
-
-def _reuse(name: str, spec: RunSpec, sdir: Path, key: str,
-           say: Callable[[str], None]) -> Runs | None:
-    """The finished results in ``sdir`` if they carry the hash ``key``, load, and hold this
-    spec's seeds and settings, else None (said why, when there are results). A ``run.json``
-    that does not match them (a write interrupted between the two files) is rewritten from
-    the copy the results file carries."""
-    if not ((sdir / SIDECAR).exists() or (sdir / ARRAYS).exists()):
-        return None
-    try:
-        arrays, meta = read_results(sdir)
-        if meta["hash"] != key:
-            raise ConfigError(str(sdir / ARRAYS), f"holds other runs (hash {meta['hash']}, "
-                              f"want {key})")
-        settings = spec.settings()
-        same = np.array_equal(arrays["seeds"], [r.seed for r in spec.runs]) and all(
-            f"settings/{k}" in arrays and np.array_equal(arrays[f"settings/{k}"], v)
-            for k, v in settings.items())
-        if not same:
-            raise ConfigError(str(sdir / ARRAYS), "its seeds or settings are not those its "
-                              "hash stands for")
-    except ConfigError as e:  # a damaged, inconsistent or missing file
-        say(f"{e}: recomputing")
-        return None
-    try:
-        side = load_json(sdir / SIDECAR)
-    except ConfigError:
-        side = None
-    if side != meta:
-        _write_sidecar(sdir, meta)
-        say(f"{sdir / SIDECAR} did not match {sdir / ARRAYS} (a write was interrupted): "
-            "rewritten from the copy in the results file")
-    say(f"finished earlier, reused ({sdir})")
-    return Runs(arrays, meta, name)
-
-
-def _write_sidecar(sdir: Path, meta: dict) -> None:
-    text = json.dumps(meta, indent=2).encode()
-    atomic_write(sdir / SIDECAR, lambda f: f.write(text))
 
 
 @dataclasses.dataclass
@@ -331,21 +269,15 @@ def _loop(spec: RunSpec, g: _Group, ckpt: Path, key: str, job: Job,
 
 def _write(name: str, spec: RunSpec, sdir: Path, key: str, g: _Group, timings: dict,
            say: Callable[[str], None]) -> Runs:
-    """Write the results and the sidecar of the finished ``g`` (atomically, on process 0),
-    drop the checkpoint, name the runs that diverged; return the ``Runs``."""
+    """Write the results of the finished ``g`` (``results.write``), name the runs that
+    diverged; return the ``Runs``."""
     R = len(spec.runs)
-    arrays = _arrays(spec, g.state, g.metrics, g.sa, R)
+    arrays = results.result_arrays(spec, g.state, g.metrics, g.sa, R)
     meta = {"name": name, "hash": key, "format": FORMAT, "config": config_to_dict(spec.config),
             "label_names": list(spec.label_names), "max_dataset": spec.max_dataset,
             "runs": R, "timings": timings, "devices": devices(), "versions": versions(),
             "git_commit": git_commit()}
-    meta = json.loads(json.dumps(meta))  # as run.json and the results file will read back
-    if jax.process_index() == 0:
-        # the results file carries its own configuration: it is the authority, and run.json
-        # (its readable copy) is written after it; a crash in between is repaired on reuse
-        atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays, **{META: json.dumps(meta)}))
-        _write_sidecar(sdir, meta)
-        (sdir / CHECKPOINT).unlink(missing_ok=True)
+    meta = results.write(sdir, arrays, meta)
     PROGRESS.update(done=True)
     div = arrays["diverged_step"]
     for i in np.flatnonzero(div >= 0):
@@ -363,38 +295,6 @@ def _samples_through(step, cfg, batch_R: np.ndarray) -> int:
         n += k * int(batch_R[:, p].sum())
         s0 += ph.steps
     return n
-
-
-def _label_array(values: list) -> np.ndarray:
-    if all(isinstance(v, (bool, np.bool_)) for v in values):
-        return np.asarray(values, bool)
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, np.int64)
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
-        return np.asarray(values, np.float64)
-    return np.asarray([str(v) for v in values])
-
-
-def _arrays(spec: RunSpec, state, metrics: dict, sa: dict, R: int) -> dict:
-    cfg = spec.config
-    steps, _ = log_schedule(cfg)
-    per_log = np.diff(np.concatenate([[0], steps]))  # steps added at each log point
-    ends = np.cumsum([p.steps for p in cfg.phases])
-    ph = np.minimum(np.searchsorted(ends, steps - 1, side="right"), len(ends) - 1)
-    samples = np.cumsum(per_log[None, :] * sa["batch"][:R][:, ph].astype(np.int64), axis=1)
-    arrays = {"seeds": np.asarray([r.seed for r in spec.runs], np.int64), "steps": steps,
-              "samples": samples.astype(np.int64),
-              "diverged_step": to_host(state.diverged_step)[:R],
-              "params/V": to_host(state.params.V)[:R], "params/A": to_host(state.params.A)[:R],
-              "task/P": to_host(state.task.P)[:R], "task/mu": to_host(state.task.mu)[:R],
-              "task/q": to_host(state.task.q)[:R]}
-    for k, v in sa.items():
-        arrays[f"settings/{k}"] = v[:R]
-    for k in METRICS:
-        arrays[f"metrics/{k}"] = np.concatenate(metrics[k], axis=1)[:R]
-    for k in spec.label_names:
-        arrays[f"labels/{k}"] = _label_array([r.label_dict[k] for r in spec.runs])
-    return arrays
 
 
 # --- Many specs ---------------------------------------------------------------------------

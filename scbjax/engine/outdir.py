@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+import jax
+
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import atomic_write, check_dir, check_file
 
@@ -83,6 +85,9 @@ def hold(out, field: str = "--out"):
     in, since no other writer can be running."""
     out = Path(out)
     key = out.resolve()
+    if jax.process_count() > 1 and jax.process_index() != 0:
+        yield out  # under jax.distributed process 0 holds the folder (and alone writes in it)
+        return
     if key in _HELD:
         _HELD[key] += 1
         try:

@@ -202,8 +202,21 @@ def read_table(path, field: str) -> Any:
 def check_dir(path, field: str) -> Path:
     """``path`` can be a directory this process writes into: ConfigError(``field``) for a file
     (or a file above it), an unwritable or impossible path (``/proc/x``). Missing directories
-    are created for the probe and removed again: nothing is left behind."""
+    are created for the probe and removed again: nothing is left behind. Safe against another
+    process probing (or creating) the same path at the same time: a folder it made first is
+    used as found, and the probe file has a name of its own."""
     path = Path(path)
+    for attempt in range(3):
+        try:
+            return _probe_dir(path, field)
+        except FileNotFoundError:  # another process removed a folder it had made for its probe
+            if attempt == 2:
+                raise ConfigError(field, f"cannot write to {path}: it keeps disappearing") \
+                    from None
+    return path
+
+
+def _probe_dir(path: Path, field: str) -> Path:
     if path.exists() and not path.is_dir():
         raise ConfigError(field, f"{path} is not a directory")
     missing, p = [], path
@@ -213,11 +226,16 @@ def check_dir(path, field: str) -> Path:
     created = []
     try:
         for d in reversed(missing):
-            d.mkdir()
-            created.append(d)
-        probe = path / f".scbjax-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+            try:
+                d.mkdir()
+                created.append(d)
+            except FileExistsError:
+                pass
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".scbjax-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except FileNotFoundError:
+        raise
     except OSError as e:
         raise ConfigError(field, f"cannot write to {path}: {e.strerror or e}") from None
     finally:
