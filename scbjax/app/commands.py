@@ -140,7 +140,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     if not 0 <= a.seed_offset or a.seed_offset + a.seeds > 2**32:
         raise ConfigError("seed_offset", f"seeds must lie in [0, 2^32): offset {a.seed_offset} "
                           f"+ {a.seeds} seeds")
-    check_fits(cfg, 1)  # one seed (refused: task.N), then all of them, before any is built
+    try:  # counted before any run is built; the field: task.N if one seed cannot fit
+        check_fits(cfg, 1)
+    except ConfigError:
+        check_fits(cfg, a.seeds, where="task.N")
     check_fits(cfg, a.seeds, where="seeds")
     spec = RunSpec(cfg, grid(range(a.seed_offset, a.seed_offset + a.seeds)),
                    chunk_steps=a.chunk_steps)
