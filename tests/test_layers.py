@@ -23,6 +23,8 @@ INNER = {
         "matplotlib (and its Agg backend) only for a bench grid with a figure",
     ("scbjax/app/bench_grid.py", "plot_grid", "matplotlib.pyplot"):
         "matplotlib (and its Agg backend) only for a bench grid with a figure",
+    ("scbjax/app/bench_grid.py", "figure_formats", "matplotlib.backend_bases.FigureCanvasBase"):
+        "matplotlib only for a bench grid with a figure (its formats, checked before the run)",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,11 +18,14 @@ import jax
 import numpy as np
 
 from scbjax.app.bench import (BenchConfig, best_interleaved, device_info, flops_per_sample_step,
-                              machine, matmul_flops_per_s, rng_call, vmapped_call)
+                              machine, matmul_flops_per_s, rng_call, train_config, vmapped_call)
 from scbjax.core.task import TaskConfig
 from scbjax.engine.meta import git_commit, versions
-from scbjax.sim.train import seed_keys
+from scbjax.engine.resources import check_fits
+from scbjax.sim.train import TrainConfig, seed_keys
+from scbjax.util.errors import ConfigError
 from scbjax.util.fields import field
+from scbjax.util.fileio import check_dir
 
 GRID_N = (8, 16, 32, 64)
 GRID_T = (16, 64, 256, 1024)
@@ -184,6 +188,44 @@ def grid_markdown_section(r: dict, command: str, note: str = "") -> str:
     return "\n".join(head + ["", format_grid(r), ""])
 
 
+def check_grid_fits(g: GridConfig) -> None:
+    """Refuse a grid whose largest point would not fit (``check_fits``), naming the option that
+    makes it too large: --grid-N (at the smallest T), --grid-T, then --grid-seeds."""
+    def config(N: int, T: int) -> TrainConfig:
+        return train_config(BenchConfig(N=N, T=T, Q=min(g.Q, T), batch=g.batch, steps=g.steps,
+                                        seeds=(1,), repeats=g.repeats, grad=g.grad))
+
+    N, T, S = max(g.Ns), max(g.Ts), max(g.seeds)
+    for where, cfg, runs in (("grid_N", config(N, min(g.Ts)), 1), ("grid_T", config(N, T), 1),
+                             ("grid_seeds", config(N, T), S)):
+        check_fits(cfg, runs, where=where)
+
+
+def figure_formats() -> set[str]:
+    """The file extensions matplotlib can save a figure as (png, pdf, svg, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase  # only for a grid with a figure
+
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+def check_outputs(o: GridOptions) -> None:
+    """Before the grid runs: --grid-figure's format is one matplotlib writes, and neither it nor
+    --grid-md is a directory or in a folder that cannot be written."""
+    for where, path in (("grid_figure", o.figure), ("grid_md", o.markdown)):
+        if not path:
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise ConfigError(where, f"{p} is a directory: give a file path")
+        if p.exists() and not os.access(p, os.W_OK):
+            raise ConfigError(where, f"{p} cannot be written (permission denied)")
+        check_dir(p.parent, where)
+    ext = Path(o.figure).suffix.lower().lstrip(".")
+    if o.figure and ext and ext not in figure_formats():
+        raise ConfigError("grid_figure", f"{o.figure}: unknown figure format {ext!r} (one of "
+                          f"{', '.join(sorted(figure_formats()))})")
+
+
 def grid_command(o: GridOptions) -> int:
     """``scbjax bench --grid``: run the grid (progress on stderr), draw ``o.figure``, append
     the section to ``o.markdown`` (empty: skip either), print the table (or the JSON)."""
@@ -191,6 +233,8 @@ def grid_command(o: GridOptions) -> int:
     for N in g.Ns:
         for T in g.Ts:
             TaskConfig(N=N, T=T, Q=min(g.Q, T)).validate()
+    check_grid_fits(g)
+    check_outputs(o)
 
     def progress(x):
         print(f"N={x['N']} T={x['T']} seeds={x['seeds']}: {x['samples_per_s']:.4g} "

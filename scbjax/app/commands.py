@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from scbjax.app import bench, bench_grid, reproduce
-from scbjax.app.sweep import format_summary, load_spec, run_sweep
+from scbjax.app.sweep import SweepSpec, format_summary, load_spec, run_sweep
 from scbjax.core.metrics import stage1_length
 from scbjax.core.task import TaskConfig
 from scbjax.engine import outdir
@@ -26,10 +26,22 @@ from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import check_dir, read_table
 
 
+SWEEP_KEYS = tuple(f.name for f in dataclasses.fields(SweepSpec) if f.name != "base")
+
+
 def load_config_file(path: Path):
     """A ``TrainConfig`` from a TOML/JSON file: its fields at the top level, or under [base]."""
     d = read_table(path, "--config")
+    sweep_keys = [k for k in SWEEP_KEYS if isinstance(d, dict) and k in d]
+    if sweep_keys:
+        raise ConfigError("--config", f"{path} is a sweep spec (it has {'/'.join(sweep_keys)}): "
+                          "run it with `scbjax sweep`")
     if isinstance(d, dict) and "base" in d:
+        other = sorted(str(k) for k in d if k != "base")
+        if other:
+            raise ConfigError("--config", f"{path}: unknown top-level key {other[0]!r} beside "
+                              "[base] (a config file has the TrainConfig fields at the top "
+                              "level, or under [base] alone)")
         return fields.from_dict(TrainConfig, d["base"], "base")
     return fields.from_dict(TrainConfig, d, "")
 
@@ -72,10 +84,16 @@ def summary_table(runs) -> str:
     for key in sorted(k for k in runs.arrays if k.startswith("metrics/")):
         x = runs[key][ok, -1] if ok.any() else np.array([np.nan])
         rows.append(f"{key[8:]:<16} {np.median(x):>11.4g} {np.min(x):>11.4g} {np.max(x):>11.4g}")
-    e = runs.metric("excess_loss")
-    rel = e[ok, -1] / e[ok, 0] if ok.any() else np.array([np.nan])
-    rows.append(f"{'excess/initial':<16} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
-                f"{np.max(rel):>11.4g}")
+    e = runs.metric("excess_loss")[ok]
+    pos = e[:, 0] > 0  # a task the initial parameters solve (mix 1) has no ratio
+    rel = e[pos, -1] / e[pos, 0]
+    if rel.size:
+        rows.append(f"{'excess/initial':<16} {np.median(rel):>11.4g} {np.min(rel):>11.4g} "
+                    f"{np.max(rel):>11.4g}" + ("" if pos.all() else f"   (over the "
+                    f"{int(pos.sum())}/{pos.size} seeds with an initial excess loss > 0)"))
+    else:
+        rows.append(f"{'excess/initial':<16} {'n/a':>11} {'n/a':>11} {'n/a':>11}   (no finite "
+                    "seed has an initial excess loss > 0)")
     s1 = np.asarray([stage1_length(c, x) for c, x in zip(runs.metric("corr_V")[ok],
                                                            runs.samples[ok])])
     if s1.size:
@@ -111,6 +129,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     if not 0 <= a.seed_offset or a.seed_offset + a.seeds > 2**32:
         raise ConfigError("seed_offset", f"seeds must lie in [0, 2^32): offset {a.seed_offset} "
                           f"+ {a.seeds} seeds")
+    try:  # counted before any run is built; the field: task.N if one seed cannot fit
+        check_fits(cfg, 1)
+    except ConfigError:
+        check_fits(cfg, a.seeds, where="task.N")
+    check_fits(cfg, a.seeds, where="seeds")
     spec = RunSpec(cfg, grid(range(a.seed_offset, a.seed_offset + a.seeds)),
                    chunk_steps=a.chunk_steps)
     spec = check_spec(spec, fits_field="task.N")  # fields, memory estimate

@@ -22,6 +22,7 @@ import dataclasses
 import io
 import itertools
 import json
+import math
 import tomllib
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from scbjax.util import fields
 from scbjax.util.errors import ConfigError, is_int, require
 from scbjax.engine import outdir
 from scbjax.engine.executor import Log, check_spec, execute
+from scbjax.engine.resources import check_fits
 from scbjax.util.fileio import read_text
 from scbjax.core.metrics import stage1_length
 from scbjax.util.fileio import atomic_write as _atomic_write
@@ -77,10 +79,19 @@ class SweepSpec:
     chunk_steps: int = 1000
 
     def validate(self) -> "SweepSpec":
-        check_name(self.name, "name")
+        """Every field, then the size of the job (counted: ``check_size``), then every
+        combination (``groups``)."""
+        self.check_fields()
         require(len(self.seeds) >= 1 and all(is_int(s) and 0 <= s < 2**32 for s in self.seeds),
-                "seeds", f"need integer seeds in [0, 2^32), got {self.seeds!r}")
+                "seeds", f"need integer seeds in [0, 2^32), got {_short(self.seeds)}")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", "repeated seed")
+        check_size(self.base, self.axes, len(self.seeds))
+        groups(self)  # every combination valid (Q <= T, batch <= dataset, ...)
+        return self
+
+    def check_fields(self) -> None:
+        """The name, chunk_steps and every axis value (not the seeds)."""
+        check_name(self.name, "name")
         require(is_int(self.chunk_steps) and self.chunk_steps >= 1, "chunk_steps",
                 f"must be an integer >= 1, got {self.chunk_steps!r}")
         a = self.axes
@@ -96,9 +107,50 @@ class SweepSpec:
         for f in dataclasses.fields(Axes):
             vals = getattr(a, f.name)
             require(isinstance(vals, tuple), f"axes.{f.name}", "must be a list")
-            require(len(set(vals)) == len(vals), f"axes.{f.name}", f"repeated value in {vals}")
-        groups(self)  # every combination valid (Q <= T, batch <= dataset, ...)
-        return self
+            _check_distinct(vals, f"axes.{f.name}", _AXIS_TYPE.get(f.name) is float
+                            or fields.hints(Phase).get(f.name) is float)
+
+
+def _short(xs, k: int = 8) -> str:
+    """``xs`` for a message, its first ``k`` entries when it is long."""
+    return repr(xs) if len(xs) <= k else f"({', '.join(map(repr, xs[:k]))}, ...) ({len(xs)})"
+
+
+def _check_distinct(vals: tuple, field: str, as_float32: bool) -> None:
+    """No two values the same; a float axis's compared as the runs see them (float32)."""
+    seen: dict = {}
+    for v in vals:
+        k = np.float32(v).item() if as_float32 else v
+        if k in seen:
+            cast = as_float32 and repr(seen[k]) != repr(v)
+            note = f" (equal in float32: {k!r})" if cast else ""
+            raise ConfigError(field, f"repeated value: {seen[k]!r} and {v!r}{note}")
+        seen[k] = v
+
+
+def check_size(base: TrainConfig, axes: Axes, n_seeds: int) -> None:
+    """Refuse a sweep whose runs (the product of its axes' lengths x the seeds, counted, not
+    built) would not fit (``check_fits``: its largest group on the device, all of its runs on
+    the host), naming the count and the field (``seeds`` or ``axes``)."""
+    traced = {n: len(getattr(axes, n)) for n in TRACED if n != "dataset" and getattr(axes, n)}
+    static = {n: len(getattr(axes, n)) for n in STATIC if getattr(axes, n)}
+    datasets = axes.dataset or (0,)
+    settings = math.prod(traced.values())
+    per_group = settings * max(sum(n == 0 for n in datasets), sum(n > 0 for n in datasets))
+    per_group *= n_seeds
+    total = settings * len(datasets) * math.prod(static.values()) * n_seeds
+    counts = {**traced, **({"dataset": len(datasets)} if axes.dataset else {}), **static}
+    what = f"{total} run(s) (" + "".join(f"{k} {n} x " for n, k in counts.items()) + \
+        f"{n_seeds} seed(s)" + (f"; the largest compiled group {per_group}" if per_group <
+                                 total else "") + ")"
+    where = "seeds" if n_seeds * n_seeds >= total else "axes"
+    Ns, Ts, Qs = axes.N or (base.task.N,), axes.T or (base.task.T,), axes.Q or (base.task.Q,)
+    phases = base.phases if not axes.batch else tuple(
+        dataclasses.replace(p, batch=max(axes.batch)) for p in base.phases)
+    for opt in axes.optimizer or (base.optimizer,):  # the largest N and T, the fewest Q
+        cfg = dataclasses.replace(_combination(base, opt, max(Ns), max(Ts), min(Qs)),
+                                  phases=phases)
+        check_fits(cfg, per_group, max(datasets), where=where, job_runs=total, what=what)
 
 
 # --- Loading ------------------------------------------------------------------------------
@@ -127,12 +179,8 @@ def spec_from_dict(d: dict) -> SweepSpec:
     d = dict(d)
     d["base"] = fields.from_dict(TrainConfig, d.get("base", {}), "base")
     seeds = d.get("seeds", 1)
-    if is_int(seeds):
-        require(seeds >= 1, "seeds", f"a count must be >= 1, got {seeds}")
-        seeds = range(seeds)
-    require(isinstance(seeds, (list, range, tuple)), "seeds",
+    require(is_int(seeds) or isinstance(seeds, (list, range, tuple)), "seeds",
             f"must be a count or a list of integers, got {seeds!r}")
-    d["seeds"] = tuple(seeds)
     axes = d.get("axes", {})
     require(isinstance(axes, dict), "axes", f"must be a table, got {type(axes).__name__}")
     for k, v in axes.items():
@@ -142,6 +190,13 @@ def spec_from_dict(d: dict) -> SweepSpec:
         fields.check_value(d["chunk_steps"], int, "chunk_steps")
     if "name" in d:
         fields.check_value(d["name"], str, "name")
+    if is_int(seeds):  # a count: the job's size is checked before the seeds are listed
+        require(seeds >= 1, "seeds", f"a count must be >= 1, got {seeds}")
+        SweepSpec(**{**d, "seeds": (0,)}).check_fields()
+        check_size(d["base"], d["axes"], seeds)
+        require(seeds <= 2**32, "seeds", f"a count must be <= 2^32, got {seeds}")
+        seeds = range(seeds)
+    d["seeds"] = tuple(seeds)
     return SweepSpec(**d).validate()
 
 
@@ -158,6 +213,17 @@ def group_name(optimizer: str, N: int, T: int, Q: int, fixed: bool) -> str:
     return f"{optimizer}_N{N}_T{T}_Q{Q}" + ("_fixed" if fixed else "")
 
 
+def _combination(base: TrainConfig, opt: str, N: int, T: int, Q: int) -> TrainConfig:
+    """The validated config of one static combination; ConfigError says which."""
+    cfg = dataclasses.replace(base, optimizer=opt,
+                              task=dataclasses.replace(base.task, N=N, T=T, Q=Q))
+    try:
+        return cfg.validate()
+    except ConfigError as e:
+        raise ConfigError(e.field, f"{str(e).split(': ', 1)[1]} (in the sweep combination "
+                          f"optimizer={opt}, N={N}, T={T}, Q={Q})") from None
+
+
 def specs(spec: SweepSpec) -> dict[str, RunSpec]:
     """One ``RunSpec`` per static combination (optimizer, N, T, Q, online/fixed data), its runs
     the traced settings x seeds (settings-major), labelled with every axis and the seed."""
@@ -171,13 +237,7 @@ def specs(spec: SweepSpec) -> dict[str, RunSpec]:
     datasets = a.dataset or (0,)
     out = {}
     for opt, N, T, Q in itertools.product(opts, Ns, Ts, Qs):
-        task = dataclasses.replace(base.task, N=N, T=T, Q=Q)
-        cfg = dataclasses.replace(base, optimizer=opt, task=task)
-        try:
-            cfg.validate()
-        except ConfigError as e:
-            raise ConfigError(e.field, f"{str(e).split(': ', 1)[1]} (in the sweep combination "
-                              f"optimizer={opt}, N={N}, T={T}, Q={Q})") from None
+        cfg = _combination(base, opt, N, T, Q)
         for fixed in (False, True):
             runs = []
             for *xs, n in itertools.product(*values.values(), datasets):

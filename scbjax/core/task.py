@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scbjax.util import fields
-from scbjax.util.errors import ConfigError, require
+from scbjax.util.errors import ConfigError, is_int, require
 from scbjax.util.fields import field
 
 Array = jax.Array
@@ -107,9 +107,18 @@ def make_task(key: Array, cfg: TaskConfig | None = None, **kw) -> Task:
     return Task(P=P_NxN, mu=stationary(P_NxN), q=q_NxT.T)
 
 
+ATOL_MAX = 1e-2  # task_from_arrays: the loosest tolerance on the sums to 1
+
+
 def task_from_arrays(P, q, mu=None, Q: int | None = None, atol: float = 1e-5) -> Task:
-    """Build and validate a Task from user arrays (numpy or jax). mu defaults to the
-    stationary distribution of P (``stationary_np``, float64)."""
+    """Build and validate a Task from user arrays (numpy or jax, of real numbers: no strings,
+    bools or complex numbers). mu defaults to the stationary distribution of P
+    (``stationary_np``, float64). ``Q``: None or an integer >= 1, the most nonzero entries of
+    a column of q; ``atol``: a float in (0, ATOL_MAX], the tolerance of the checks."""
+    require(isinstance(atol, (float, np.floating)) and 0 < atol <= ATOL_MAX, "atol",
+            f"must be a finite float in (0, {ATOL_MAX:g}], got {type(atol).__name__} {atol!r}")
+    require(Q is None or (is_int(Q) and Q >= 1), "Q",
+            f"must be None or an integer >= 1, got {type(Q).__name__} {Q!r}")
     P = _as_matrix(P, "P")
     q = _as_matrix(q, "q")
     N = P.shape[0]
@@ -138,10 +147,15 @@ def task_from_arrays(P, q, mu=None, Q: int | None = None, atol: float = 1e-5) ->
 
 
 def _as_matrix(x, field: str, ndim: int = 2) -> np.ndarray:
+    """``x`` as a float64 array: integers or real floats only (no coercion of other kinds)."""
     try:
-        a = np.asarray(x, dtype=np.float64)
+        a = np.asarray(x)
     except (TypeError, ValueError) as e:
         raise ConfigError(field, f"not a numeric array ({e})") from None
+    real = jnp.issubdtype(a.dtype, jnp.integer) or jnp.issubdtype(a.dtype, jnp.floating)
+    require(real, field, f"must be an array of real numbers, got dtype "
+            f"{a.dtype}" + (" (complex)" if a.dtype.kind == "c" else ""))
+    a = a.astype(np.float64)
     require(a.ndim == ndim, field, f"must have {ndim} dimensions, got shape {a.shape}")
     require(bool(np.all(np.isfinite(a))), field, "contains NaN or infinite values")
     return a

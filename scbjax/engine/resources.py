@@ -2,7 +2,9 @@
 
 ``check_fits(config, runs)`` refuses (ConfigError) a group whose estimate exceeds the memory
 available on the device, e.g. ``--N 100000`` (V alone is 40 GB per run), instead of letting XLA
-fail deep inside compilation or the machine swap.
+fail deep inside compilation or the machine swap. It also counts what the job costs the host
+before anything runs (``host_bytes``: the Run objects, their settings, hash text and tables),
+so that a job of millions of runs is refused from its count, before any of them is built.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from scbjax.util.errors import ConfigError
 
 WORD = 4  # bytes of a float32 / int32
 SAFETY = 3  # XLA temporaries, fusion copies and allocator slack
+# Host bytes per run of a job, besides its logged metrics: its Run object, labels and settings,
+# its share of the spec's hash text and of the result tables (measured: about 3.6 KB per run
+# of a sweep's specs; doubled for the copies made while the job is checked and written).
+HOST_BYTES_PER_RUN = 8192
 
 
 def _draw_width(K: int) -> int:
@@ -67,6 +73,12 @@ def estimate_bytes(config: TrainConfig, runs: int, max_dataset: int = 0) -> int:
     return SAFETY * WORD * runs * elements_per_run(config, max_dataset)
 
 
+def host_bytes(config: TrainConfig, runs: int) -> int:
+    """Conservative host memory (bytes) of building and recording a job of ``runs`` runs."""
+    steps, _ = log_schedule(config)
+    return runs * (HOST_BYTES_PER_RUN + 2 * WORD * len(steps) * len(METRICS))
+
+
 def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as f:
@@ -96,6 +108,16 @@ def available_bytes(device=None) -> int | None:
     return _meminfo_available()
 
 
+def host_available_bytes() -> int | None:
+    """The host's available memory (MemAvailable); None when it cannot be told."""
+    return _meminfo_available()
+
+
+def _shares_host() -> bool:
+    """Whether the runs train in the host's memory (JAX's first device is a CPU)."""
+    return jax.devices()[0].platform == "cpu"
+
+
 def format_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
@@ -105,19 +127,38 @@ def format_bytes(n: float) -> str:
 
 
 def check_fits(config: TrainConfig, runs: int, max_dataset: int = 0, where: str = "task.N",
-               available: int | None = None) -> int:
+               available: int | None = None, *, job_runs: int | None = None,
+               what: str = "") -> int:
     """Raise ConfigError(where, ...) with the estimate and the memory available when ``runs``
-    vmapped runs of ``config`` would not fit; return the estimate (bytes). ``available``
-    overrides ``available_bytes()``; when neither is known the check passes."""
+    vmapped runs of ``config`` would not fit, or when building a job of ``job_runs`` runs
+    (default ``runs``) would not fit on the host (``host_bytes``); return the device estimate
+    (bytes). ``available`` overrides ``available_bytes()`` (then the device's memory, apart from
+    the host's); when neither is known the check passes. ``what`` describes the runs in the
+    message (default "R run(s)"). Arithmetic only: nothing is built."""
     config = config.validate()
     est = estimate_bytes(config, runs, max_dataset)
+    job = runs if job_runs is None else job_runs
+    host = host_bytes(config, job)
+    t = config.task
+    B = max(p.batch for p in config.phases)
+    head = ((what or f"{runs} run(s)") + f" at N={t.N}, T={t.T}, batch {B}"
+            + (f", dataset {max_dataset}" if max_dataset else ""))
+    fix = ": lower N, T, the batch, the dataset or the number of runs"
+    if available is None and _shares_host():  # one memory for the runs and the host
+        avail = available_bytes()
+        if avail is not None and est + host > avail:
+            raise ConfigError(where, f"{head} need about {format_bytes(est + host)} of memory "
+                              f"(estimate: {format_bytes(est)} to train, {format_bytes(host)} "
+                              f"to build and record {job} run(s)), more than the "
+                              f"{format_bytes(avail)} available" + fix)
+        return est
     avail = available_bytes() if available is None else available
     if avail is not None and est > avail:
-        t = config.task
-        B = max(p.batch for p in config.phases)
-        raise ConfigError(where, f"{runs} run(s) at N={t.N}, T={t.T}, batch {B}"
-                          + (f", dataset {max_dataset}" if max_dataset else "")
-                          + f" need about {format_bytes(est)} of memory (estimate), more than "
-                          f"the {format_bytes(avail)} available: lower N, T, the batch, the "
-                          "dataset or the number of runs")
+        raise ConfigError(where, f"{head} need about {format_bytes(est)} of memory (estimate), "
+                          f"more than the {format_bytes(avail)} available" + fix)
+    havail = host_available_bytes()
+    if havail is not None and host > havail:
+        raise ConfigError(where, f"{head}: building and recording {job} run(s) needs about "
+                          f"{format_bytes(host)} of host memory (estimate), more than the "
+                          f"{format_bytes(havail)} available: fewer runs")
     return est

@@ -134,6 +134,13 @@ class RunSpec:
                 require(b <= r.dataset, f + "dataset",
                         f"a fixed dataset of {r.dataset} samples needs batch <= it, got {b}")
                 require(not cfg.population, f + "dataset", "population mode has no dataset")
+        seen: dict = {}
+        for i, r in enumerate(self.runs):
+            k = (r.seed, r.fold, r.labels)
+            require(k not in seen, f"{w}runs[{i}]", f"the same run as runs[{seen.get(k)}] "
+                    f"(seed {r.seed}, fold {r.fold}, labels {dict(r.labels)}): give each run "
+                    "its own seed, fold or labels")
+            seen[k] = i
         fixed = {r.dataset > 0 for r in self.runs}
         require(len(fixed) == 1, w + "runs", "online (dataset 0) and fixed-dataset runs need "
                 "separate specs")
