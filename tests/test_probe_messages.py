@@ -115,8 +115,12 @@ def test_is_finite_takes_only_real_numbers(x, finite):
     # these already said so on this tree (no TypeError): kept as they are
     (lambda: RunSpec(TrainConfig(), (run(0, lr="0.1"),)).validate(), "runs[0].lr_V",
      "must be a number, got str '0.1'"),
-    (lambda: SweepSpec(axes=Axes(lr=("0.1",))).validate(), "axes.lr",
+    (lambda: SweepSpec(axes=Axes(lr=("0.1",))).validate(), "axes.lr[0]",
      "must be a number, got str '0.1'"),
+    (lambda: SweepSpec(axes=Axes(lr=[0.1])).validate(), "axes.lr",
+     "must be a tuple of numbers, got list"),  # was "must be a list"
+    (lambda: SweepSpec(axes=Axes(lr=0.1)).validate(), "axes.lr",
+     "must be a tuple of numbers, got float"),  # was a TypeError
     (lambda: spec_from_dict({"axes": {"lr": ["0.1"]}}), "axes.lr[0]",
      "must be a number, got str '0.1'"),
     # what a tuple field wants, said in words (was "a tuple of a number", "must be a list

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from scbjax.app import bench, bench_grid, reproduce
-from scbjax.app.sweep import SweepSpec, format_summary, load_spec, run_sweep
+from scbjax.app.sweep import SweepSpec, load_spec, run_sweep
+from scbjax.app.sweep_tables import format_summary
 from scbjax.core.metrics import stage1_length
 from scbjax.core.task import TaskConfig
 from scbjax.engine import outdir

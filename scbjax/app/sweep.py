@@ -17,13 +17,10 @@ excluded) and ``OUT/groups/<optimizer>_N<N>_T<T>_Q<Q>[_fixed]/`` (the store's la
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import itertools
 import json
 import math
-import tomllib
 from pathlib import Path
 
 import jax
@@ -34,14 +31,12 @@ from scbjax.util.errors import ConfigError, is_int, require
 from scbjax.engine import outdir
 from scbjax.engine.executor import Log, check_spec, execute
 from scbjax.engine.resources import check_fits
-from scbjax.util.fileio import read_text
-from scbjax.core.metrics import stage1_length
+from scbjax.util.fileio import load_json, read_table
 from scbjax.util.fileio import atomic_write as _atomic_write
 from scbjax.engine.meta import config_to_dict, git_commit, versions
-from scbjax.engine.spec import RunSpec, check_name, digest_json, run
-from scbjax.engine.store import Runs
+from scbjax.engine.spec import RunSpec, check_name, run
 from scbjax.sim.config import HPARAMS, PER_RUN, Phase, TrainConfig
-from scbjax.sim.step import METRICS
+from scbjax.app.sweep_tables import csv_bytes, fmt_setting, load_table, summarize, table_rows
 
 LR = ("lr_V", "lr_A")  # the axis "lr" sets both
 # the per-run Phase fields in the order the runs vary: learning rates, the other
@@ -92,6 +87,7 @@ class SweepSpec:
     def check_fields(self) -> None:
         """The name, chunk_steps and every axis value (not the seeds)."""
         check_name(self.name, "name")
+        fields.check(self.axes, "axes")  # tuples of values of the right type, before the loops
         require(is_int(self.chunk_steps) and self.chunk_steps >= 1, "chunk_steps",
                 f"must be an integer >= 1, got {self.chunk_steps!r}")
         a = self.axes
@@ -106,7 +102,6 @@ class SweepSpec:
                     f"must be an integer >= 0 (0: online), got {v!r}")
         for f in dataclasses.fields(Axes):
             vals = getattr(a, f.name)
-            require(isinstance(vals, tuple), f"axes.{f.name}", "must be a list")
             _check_distinct(vals, f"axes.{f.name}", _AXIS_TYPE.get(f.name) is float
                             or fields.hints(Phase).get(f.name) is float)
 
@@ -159,12 +154,7 @@ def check_size(base: TrainConfig, axes: Axes, n_seeds: int) -> None:
 def load_spec(path) -> SweepSpec:
     """A ``SweepSpec`` from a ``.toml`` or ``.json`` file; ConfigError names a bad field."""
     p = Path(path)
-    text = read_text(p, "spec")
-    try:
-        d = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError("spec", f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}"
-                          f" ({e})") from None
+    d = read_table(p, "spec")  # TOML, or JSON for .json in any case; repeated keys refused
     require(d != {}, "spec", f"{p}: no fields (an empty spec): give at least its name")
     return spec_from_dict(d)
 
@@ -254,7 +244,7 @@ def specs(spec: SweepSpec) -> dict[str, RunSpec]:
                     require(not cfg.population, "axes.dataset",
                             "population mode has no dataset")
                 labels = {"optimizer": opt, "N": N, "T": T, "Q": Q, "dataset": int(n),
-                          **{k: _fmt(v) for k, v in st.items()}}
+                          **{k: fmt_setting(v) for k, v in st.items()}}
                 runs += [run(int(seed), {**labels, "seed": int(seed)}, dataset=int(n), **st)
                          for seed in spec.seeds]
             if runs:
@@ -267,84 +257,14 @@ def groups(spec: SweepSpec) -> list[RunSpec]:
     return list(specs(spec).values())
 
 
-# --- Tidy table -----------------------------------------------------------------------------
-
-SETTING_COLS = ("optimizer", "N", "T", "Q", "dataset") + PER_RUN
-SUMMARY_METRICS = ("excess_loss", "excess_ratio", "dist_V", "dist_A", "corr_V", "corr_A",
-                   "batch_loss", "stage1_samples")
-
-
-def _fmt(v) -> str:
-    return "/".join(f"{float(x):g}" for x in v)
-
-
-def run_id(runs: Runs, r: int) -> str:
-    """A stable id of run ``r``: its spec's config, settings and seed."""
-    st = {k[9:]: runs[k][r].tolist() for k in runs.arrays if k.startswith("settings/")}
-    return digest_json({"config": runs.meta["config"], "settings": st,
-                        "seed": int(runs["seeds"][r])})
-
-
-def table_rows(runs: Runs) -> list[dict]:
-    cfg = runs.meta["config"]
-    out = []
-    for r in range(len(runs)):
-        m = {k[8:]: runs[k][r] for k in runs.arrays if k.startswith("metrics/")}
-        e = m["excess_loss"]
-        row = {"group": runs.name, "run_id": run_id(runs, r), "seed": int(runs["seeds"][r]),
-               "optimizer": cfg["optimizer"], "N": cfg["task"]["N"], "T": cfg["task"]["T"],
-               "Q": cfg["task"]["Q"], "dataset": int(runs["settings/dataset"][r]),
-               **{k: _fmt(runs[f"settings/{k}"][r]) for k in PER_RUN},
-               "steps": int(runs.steps[-1]), "samples": int(runs.samples[r, -1]),
-               "diverged_step": int(runs["diverged_step"][r])}
-        for k in METRICS:
-            row[k] = float(m[k][-1])
-        row["excess_ratio"] = float(e[-1] / e[0]) if e[0] > 0 else float("nan")
-        row["stage1_samples"] = stage1_length(m["corr_V"], runs.samples[r])
-        out.append(row)
-    return out
-
-
-def summarize(rows: list[dict]) -> tuple[list[dict], list[str]]:
-    """Medians over seeds per setting, diverged runs excluded; and a warning per diverged run."""
-    warnings, agg = [], {}
-    for row in rows:
-        if row["diverged_step"] >= 0:
-            warnings.append(f"WARNING: run {row['run_id']} (seed {row['seed']}, "
-                            + ", ".join(f"{c}={row[c]}" for c in SETTING_COLS)
-                            + f") diverged at step {row['diverged_step']} (non-finite "
-                            "parameters); excluded from the aggregates")
-        agg.setdefault(tuple(row[c] for c in SETTING_COLS), []).append(row)
-    out = []
-    for k, rs in agg.items():
-        ok = [r for r in rs if r["diverged_step"] < 0]
-        d = dict(zip(SETTING_COLS, k))
-        d["seeds_finite"], d["seeds_diverged"] = len(ok), len(rs) - len(ok)
-        for mname in SUMMARY_METRICS:
-            v = np.asarray([r[mname] for r in ok], float)
-            v = v[~np.isnan(v)]
-            d[f"median_{mname}"] = float(np.median(v)) if v.size else float("nan")
-        out.append(d)
-    return out, warnings
-
-
-def _csv(rows: list[dict]) -> bytes:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return buf.getvalue().encode()
-
-
 def check_out(out: Path, spec: SweepSpec, overwrite: bool = False) -> None:
     """``out`` is a directory for this sweep: refuse a file, an unwritable path, or another
     sweep's results (another name) unless ``overwrite``."""
     meta, prev = out / "sweep.json", None
-    if out.is_dir() and meta.exists():
+    if out.is_dir() and (meta.exists() or meta.is_symlink()):
         try:
-            prev = json.loads(meta.read_text())["spec"]["name"]
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError, KeyError, TypeError):
+            prev = load_json(meta)["spec"]["name"]
+        except (ConfigError, KeyError, TypeError):
             raise ConfigError("--out", f"{meta} cannot be read (damaged?): choose another "
                               "--out, or remove it") from None
     outdir.claim(out, prev, spec.name, f"{out} holds the results of sweep {prev!r}, not "
@@ -380,26 +300,10 @@ def _run(spec: SweepSpec, ss: dict, out: Path, quiet: bool, overwrite: bool) -> 
     all_rows = [row for runs in rs.values() for row in table_rows(runs)]
     summary, warnings = summarize(all_rows)
     if jax.process_index() == 0:
-        _atomic_write(out / "table.csv", lambda f: f.write(_csv(all_rows)))
-        _atomic_write(out / "summary.csv", lambda f: f.write(_csv(summary)))
+        _atomic_write(out / "table.csv", lambda f: f.write(csv_bytes(all_rows)))
+        _atomic_write(out / "summary.csv", lambda f: f.write(csv_bytes(summary)))
     return {"rows": all_rows, "summary": summary, "warnings": warnings, "groups": list(ss),
             "runs": rs, "timings": {k: r.meta.get("timings", {}) for k, r in rs.items()}}
-
-
-def load_table(out) -> list[dict]:
-    """``OUT/table.csv`` as a list of dicts (strings)."""
-    with open(Path(out) / "table.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def format_summary(summary: list[dict]) -> str:
-    cols = list(SETTING_COLS) + ["seeds_finite", "seeds_diverged", "median_excess_ratio",
-                                 "median_dist_V", "median_dist_A"]
-    lines = ["  ".join(f"{c:>12}" for c in cols)]
-    for d in summary:
-        lines.append("  ".join(f"{d[c]:>12.4g}" if isinstance(d[c], float) else f"{d[c]!s:>12}"
-                               for c in cols))
-    return "\n".join(lines)
 
 
 __all__ = ["Axes", "SweepSpec", "load_spec", "spec_from_dict", "specs", "groups", "run_sweep",
