@@ -175,11 +175,11 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     """``scbjax reproduce``: plan, run every study, plot, check the claims."""
     out = a.out or Path("results") / f"reproduce-{a.mode}"
     figures = a.figures or out / "figures"
-    rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
-    if not a.plan:
+    if not a.plan:  # the folders first: cheap, while building every spec takes seconds
         reproduce.check_out(out, a.mode, a.overwrite, create=False, only=a.only)
         _check_figures_dir(figures)
         reproduce.check_figures_target(figures, a.mode)
+    rows = reproduce.plan(a.mode, a.only)  # validates every study's specs
     cal = None if a.mode == "tiny" and not a.plan else reproduce.calibrate()
     print(f"plan (reproduce --{a.mode}):")
     print(reproduce.format_plan(rows, cal), flush=True)
