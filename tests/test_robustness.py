@@ -827,6 +827,9 @@ def tree(tmp_path_factory):
     spec("comments.toml", "# nothing here\n")
     spec("broken.toml", "name = \n")
     (specs / "latin1.toml").write_bytes(b'name = "caf\xe9"\n')
+    spec("dup32.json", {"name": "ok", "axes": {"lr": [0.01, 0.01000000001]}})  # issue 18
+    spec("dupkey.json", '{"name": "ok", "seeds": 2, "seeds": 3}')
+    (t / "ckdir" / "checkpoint.npz").mkdir(parents=True)
     (specs / "adir.toml").mkdir()
     # train --config files
     spec("cfg_str.toml", '[task]\nN = "4"\n')
@@ -904,6 +907,10 @@ WALK = [
     (["train", "--out", "{t}/other"], "--out: {t}/other holds other results"),  # 4
     (["train", "--out", "{t}/damaged"], "{t}/damaged/run.json"),
     (["train", "--bogus", *T_OUT], "--bogus"),
+    (["train", "--config", "{t}/specs/ok.json", *T_OUT], "--config: {t}/specs/ok.json is a "
+     "sweep spec"),  # issue 18, 9
+    (["train", "--seeds", "100000000", *T_OUT], "seeds"),  # 18.6
+    (["train", "--out", "{t}/ckdir"], "{t}/ckdir/checkpoint.npz: exists and is not a regular"),
     # sweep
     (["sweep", "{t}/specs/lr_true.json"], "axes.lr[0]: must be a number, got bool"),  # 11
     (["sweep", "{t}/specs/empty.toml"], "spec: {t}/specs/empty.toml: empty file"),  # 11
@@ -932,6 +939,8 @@ WALK = [
     (["sweep", "{t}/specs/ok.json", "--chunk-steps", "0"], "chunk_steps"),
     (["sweep", "{t}/specs/ok.json", "--out", ""], "--out: empty path"),
     (["sweep"], "SPEC"),
+    (["sweep", "{t}/specs/dup32.json"], "axes.lr: repeated value"),  # issue 18, 9
+    (["sweep", "{t}/specs/dupkey.json"], "duplicate key 'seeds'"),  # 18.9
     # reproduce
     (["reproduce", "--quick", "--out", "{t}/repro_out"],
      "--out: {t}/repro_out holds results of mode 'tiny', not 'quick'"),  # 2
@@ -945,6 +954,8 @@ WALK = [
     (["reproduce", "--tiny", "--only", "nope", "--out", "{t}/repro_out"], "study"),
     (["reproduce", "--tiny", "--quick"], "--quick"),
     (["reproduce", "--full", "--out", ""], "--out: empty path"),
+    (["reproduce", "--quick", "--overwrite", "--only", "population", "--out",
+      "{t}/repro_out"], "--only: {t}/repro_out holds results of mode 'tiny'"),  # 18.4
     # plot
     (["plot", "{t}/missing", "--figures", "{t}/figures"], "RESULTS_DIR"),
     (["plot", "{t}/afile", "--figures", "{t}/figures"], "RESULTS_DIR"),
