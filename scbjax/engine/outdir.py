@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 
 from scbjax.util.errors import ConfigError
-from scbjax.util.fileio import atomic_write, check_dir, check_file
+from scbjax.util.fileio import atomic_write, check_dir, check_file, make_dirs, remove_empty
 
 JOB_FILE = "job.json"
 MODES = ("tiny", "quick", "full")
@@ -101,7 +101,7 @@ def hold(out, field: str = "--out"):
     try:
         fd = _lock(out / LOCK_FILE, field)
     except BaseException:
-        _remove_empty(created)
+        remove_empty(created)
         raise
     _HELD[key] = 1
     try:
@@ -112,34 +112,14 @@ def hold(out, field: str = "--out"):
         del _HELD[key]
         (out / LOCK_FILE).unlink(missing_ok=True)
         os.close(fd)
-        _remove_empty(created)
+        remove_empty(created)
 
 
 def _make_dirs(out: Path, field: str) -> list[Path]:
-    missing, p = [], out
-    while not p.exists() and p.parent != p:
-        missing.append(p)
-        p = p.parent
-    created = []
     try:
-        for d in reversed(missing):
-            try:
-                d.mkdir()
-                created.append(d)
-            except FileExistsError:
-                pass
+        return make_dirs(out)
     except OSError as e:
-        _remove_empty(created)
         raise ConfigError(field, f"cannot write to {out}: {e.strerror or e}") from None
-    return created
-
-
-def _remove_empty(created: list[Path]) -> None:
-    for d in reversed(created):
-        try:
-            d.rmdir()
-        except OSError:
-            pass
 
 
 def _lock(path: Path, field: str) -> int:

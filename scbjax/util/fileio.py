@@ -216,14 +216,15 @@ def check_dir(path, field: str) -> Path:
     return path
 
 
-def _probe_dir(path: Path, field: str) -> Path:
-    if path.exists() and not path.is_dir():
-        raise ConfigError(field, f"{path} is not a directory")
-    missing, p = [], path
+def make_dirs(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents; return the folders this call created (a
+    folder another process makes meanwhile is used as found). OSError if one cannot be made
+    (the ones made are removed again)."""
+    missing, p = [], Path(path)
     while not p.exists() and not p.is_symlink() and p.parent != p:
         missing.append(p)
         p = p.parent
-    created = []
+    created: list[Path] = []
     try:
         for d in reversed(missing):
             try:
@@ -231,6 +232,27 @@ def _probe_dir(path: Path, field: str) -> Path:
                 created.append(d)
             except FileExistsError:
                 pass
+    except BaseException:
+        remove_empty(created)
+        raise
+    return created
+
+
+def remove_empty(created: list[Path]) -> None:
+    """Remove the folders of ``make_dirs`` that are still empty, deepest first."""
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
+def _probe_dir(path: Path, field: str) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(field, f"{path} is not a directory")
+    created = []
+    try:
+        created = make_dirs(path)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".scbjax-write-test-")
         os.close(fd)
         os.unlink(probe)
@@ -239,9 +261,5 @@ def _probe_dir(path: Path, field: str) -> Path:
     except OSError as e:
         raise ConfigError(field, f"cannot write to {path}: {e.strerror or e}") from None
     finally:
-        for d in reversed(created):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
+        remove_empty(created)
     return path
