@@ -25,6 +25,8 @@ INNER = {
         "matplotlib (and its Agg backend) only for a bench grid with a figure",
     ("scbjax/app/bench_grid.py", "figure_formats", "matplotlib.backend_bases.FigureCanvasBase"):
         "matplotlib only for a bench grid with a figure (its formats, checked before the run)",
+    ("scbjax/engine/tables.py", "pandas", "pandas"):
+        "pandas is an optional extra (scbjax[tables]), only for Runs.to_dataframe / curves",
 }
 
 

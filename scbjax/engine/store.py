@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scbjax.engine import tables
 from scbjax.engine.meta import config_from_dict
 from scbjax.engine.spec import FORMAT
 from scbjax.sim.train import METRICS, log_schedule
@@ -34,11 +35,14 @@ CHECKPOINT = "checkpoint.npz"
 
 
 class Runs:
-    """Results of a spec's runs (or a selection): arrays with a leading run axis, labels."""
+    """Results of a spec's runs (or a selection): arrays with a leading run axis, labels;
+    ``index`` [R]: each run's index in its spec."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], meta: dict, name: str = ""):
+    def __init__(self, arrays: dict[str, np.ndarray], meta: dict, name: str = "",
+                 index: np.ndarray | None = None):
         self.arrays, self.meta, self.name = arrays, meta, name
         self.label_names = tuple(meta.get("label_names", ()))
+        self.index = np.arange(len(self)) if index is None else np.asarray(index)
 
     def __len__(self) -> int:
         return int(self.arrays["seeds"].shape[0])
@@ -80,7 +84,7 @@ class Runs:
         R = len(self)
         arrays = {k: (v[mask] if k != "steps" and v.ndim >= 1 and v.shape[0] == R else v)
                   for k, v in self.arrays.items()}
-        return Runs(arrays, self.meta, self.name)
+        return Runs(arrays, self.meta, self.name, self.index[mask])
 
     def select(self, **labels) -> "Runs":
         """The runs whose labels equal the given values (floats compared with isclose); an
@@ -123,6 +127,21 @@ class Runs:
     @property
     def steps(self) -> np.ndarray:
         return self.arrays["steps"]
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per run: ``run`` (its index in the spec), ``seed``, the
+        labels, the settings as numbers (``batch``, ``lr_V``... for a 1-phase config;
+        ``batch_1``, ``batch_2``... one per phase otherwise; ``dataset``), ``diverged_step``,
+        the final ``samples`` and the final value of every metric. A label named like a
+        column is left out when it holds its values, else named ``label_<name>``
+        (``scbjax.engine.tables``). Needs pandas (``pip install 'scbjax[tables]'``)."""
+        return tables.frame(self)
+
+    def curves(self, metrics=None):
+        """A long pandas DataFrame: one row per run, metric (all, or the names in
+        ``metrics``) and log point, with columns run, seed, the labels, step, samples, metric,
+        value. Needs pandas (``pip install 'scbjax[tables]'``)."""
+        return tables.curves(self, metrics)
 
 
 class RunSet(dict):
