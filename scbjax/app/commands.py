@@ -18,6 +18,7 @@ from scbjax.core.metrics import stage1_length
 from scbjax.core.task import TaskConfig
 from scbjax.engine import outdir
 from scbjax.engine.executor import Log, check_spec, run_spec
+from scbjax.engine.meta import config_from_dict
 from scbjax.engine.resources import check_fits
 from scbjax.engine.spec import RunSpec, grid
 from scbjax.engine.store import checkpoint_hash, identify
@@ -28,11 +29,18 @@ from scbjax.util.fileio import check_dir, read_table
 
 
 SWEEP_KEYS = tuple(f.name for f in dataclasses.fields(SweepSpec) if f.name != "base")
+RUN_JSON_KEYS = ("hash", "format", "config")  # a saved run's run.json (``store.SIDECAR``)
 
 
 def load_config_file(path: Path):
-    """A ``TrainConfig`` from a TOML/JSON file: its fields at the top level, or under [base]."""
+    """A ``TrainConfig`` from a TOML/JSON file: its fields at the top level, or under [base];
+    or a saved run's ``run.json`` (keys hash, format, config): its ``config``."""
     d = read_table(path, "--config")
+    if isinstance(d, dict) and all(k in d for k in RUN_JSON_KEYS):
+        if not isinstance(d["config"], dict):
+            raise ConfigError("--config", f"{path} is a run.json whose 'config' is not an "
+                              f"object ({type(d['config']).__name__})")
+        return config_from_dict(d["config"], "config")
     sweep_keys = [k for k in SWEEP_KEYS if isinstance(d, dict) and k in d]
     if sweep_keys:
         raise ConfigError("--config", f"{path} is a sweep spec (it has {'/'.join(sweep_keys)}): "

@@ -302,7 +302,7 @@ def _samples_through(step, cfg, batch_R: np.ndarray) -> int:
 
 def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | None = None,
             tag: str = "", on_start: Callable[[], None] | None = None,
-            overwrite: bool = False) -> RunSet:
+            overwrite: bool = False, quiet: bool = False) -> RunSet:
     """Run each spec in order into ``out/<name>``, holding ``out`` (``outdir.hold``); a
     spec's ``tasks``/``params0`` functions see the ``RunSet`` of the specs before it.
     ``on_start()`` is called once, when the first spec is known good (see ``run_spec``).
@@ -310,8 +310,10 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
     (``spec.check_name``): nothing is written outside ``out``. Results of another
     configuration are replaced only with ``overwrite``: for the specs whose hash is known
     before they run (no ``tasks``/``params0`` functions) this is checked before anything
-    trains."""
+    trains. ``quiet``: no progress lines (``log=Log(quiet=True)``)."""
     out = Path(out)
+    if quiet:
+        log = Log(quiet=True)
     for name in specs:
         check_name(name, f"specs[{name!r}]")
     with outdir.hold(out, str(out)):

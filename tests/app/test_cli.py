@@ -1,5 +1,6 @@
 """End to end: ``scbjax train`` writes results; bad input exits 2 without a traceback."""
 
+import json
 import subprocess
 import sys
 
@@ -127,3 +128,25 @@ def test_bare_command_prints_the_usage_and_one_error_line(capsys):
     out, err = capsys.readouterr()
     assert out.startswith("usage: scbjax ") and "COMMAND" in out
     assert err.startswith("scbjax: error: ") and err.count("\n") == 1
+
+
+def test_train_config_accepts_a_saved_run_json(tmp_path, capsys):
+    """``train --config A/run.json`` trains A's own config again: same config, same hash."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    assert main(["train", "--N", "3", "--T", "4", "--Q", "1", "--seeds", "2", "--phase",
+                 "steps=10,batch=4,lr=0.05", "--phase", "steps=5,batch=2,lr=0.01",
+                 "--log-every", "5", "--optimizer", "sgd", "--out", str(a), "--quiet"]) == 0
+    assert main(["train", "--config", str(a / "run.json"), "--seeds", "2", "--out", str(b),
+                 "--quiet"]) == 0
+    ra, rb = json.loads((a / "run.json").read_text()), json.loads((b / "run.json").read_text())
+    assert rb["config"] == ra["config"] and rb["config"]["optimizer"] == "sgd"
+    assert len(rb["config"]["phases"]) == 2 and rb["hash"] == ra["hash"]
+    assert main(["train", "--config", str(a / "run.json"), "--seeds", "3", "--out",
+                 str(tmp_path / "C"), "--quiet"]) == 0  # other seeds: the same config, a new hash
+    rc = json.loads((tmp_path / "C" / "run.json").read_text())
+    assert rc["config"] == ra["config"] and rc["hash"] != ra["hash"]
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**ra, "config": {**ra["config"], "log_every": "x"}}))
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "D")]) == 2
+    assert "config.log_every" in capsys.readouterr().err
