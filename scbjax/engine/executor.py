@@ -29,7 +29,7 @@ from scbjax.engine import checkpoint, outdir
 from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
 from scbjax.engine.resources import check_fits
 from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
-from scbjax.engine.spec import FORMAT, RunSpec, check_name, digest_arrays
+from scbjax.engine.spec import FORMAT, RunSpec, check_input, check_name, digest_arrays
 from scbjax.engine import results
 from scbjax.engine.results import check_files, check_other, reuse
 from scbjax.engine.store import CHECKPOINT, Runs, RunSet, load_runs
@@ -120,7 +120,7 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     spec = spec.validate(name)
     sdir = Path(sdir)
     job = job or Job(spec.samples())
-    tasks, params0, key = _inputs(spec, context if context is not None else RunSet())
+    tasks, params0, key = _inputs(spec, context if context is not None else RunSet(), name)
     tag = tag or f"[{name}] "
 
     def say(text: str) -> None:
@@ -145,10 +145,13 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
         return _write(name, spec, sdir, key, g, timings, say)
 
 
-def _inputs(spec: RunSpec, context: RunSet) -> tuple:
+def _inputs(spec: RunSpec, context: RunSet, where: str = "") -> tuple:
     """(tasks, params0, hash) of a validated spec: its given tasks and starts (functions of
-    the specs before it called on ``context``) and the hash that covers them."""
-    tasks, params0 = _resolve(spec.tasks, context), _resolve(spec.params0, context)
+    the specs before it called on ``context``), of the config's shapes (``check_input``: one
+    without the run axis repeated over the runs), and the hash that covers them."""
+    R = len(spec.runs)
+    tasks, params0 = (check_input(_resolve(x, context), kind, spec.config, R, where)
+                      for x, kind in ((spec.tasks, "tasks"), (spec.params0, "params0")))
     return tasks, params0, spec.key(digest_arrays(tasks), digest_arrays(params0))
 
 
@@ -321,7 +324,8 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
             for name, spec in specs.items():
                 if not (callable(spec.tasks) or callable(spec.params0)):
                     check_files(out / name)
-                    check_other(out / name, _inputs(spec.validate(name), RunSet())[2], False)
+                    check_other(out / name, _inputs(spec.validate(name), RunSet(), name)[2],
+                                False)
         return _execute(specs, out, log, job, tag, on_start, overwrite)
 
 
@@ -351,7 +355,7 @@ def load(specs: Mapping[str, RunSpec], out) -> RunSet:
     rs = RunSet()
     for name, spec in specs.items():
         check_name(name, f"specs[{name!r}]")
-        rs[name] = load_runs(out / name, _inputs(spec.validate(name), rs)[2], name)
+        rs[name] = load_runs(out / name, _inputs(spec.validate(name), rs, name)[2], name)
     return rs
 
 

@@ -24,6 +24,8 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
+from scbjax.core.model import Params
+from scbjax.core.task import Task
 from scbjax.engine.meta import config_to_dict
 from scbjax.optim import registry
 from scbjax.util.errors import ConfigError, is_int, require
@@ -218,6 +220,38 @@ def digest_arrays(tree) -> str:
     return h.hexdigest()[:16]
 
 
+# The arrays of a given Task / Params and their dimensions, per run.
+INPUT_ARRAYS = {"tasks": (Task, {"P": ("N", "N"), "mu": ("N",), "q": ("T", "N")}),
+                "params0": (Params, {"V": ("N", "N"), "A": ("T", "N")})}
+
+
+def check_input(x, kind: str, config: TrainConfig, R: int, where: str = ""):
+    """A spec's given ``tasks`` / ``params0`` (``kind``) with the shapes its config gives, per
+    run (P [R, N, N], mu [R, N], q [R, T, N]; V [R, N, N], A [R, T, N]); one without the run
+    axis (P [N, N]...) is repeated over the ``R`` runs. ConfigError naming the array and the
+    shape it needs otherwise. None stays None."""
+    if x is None:
+        return None
+    w = f"{where}.{kind}" if where else kind
+    cls, dims = INPUT_ARRAYS[kind]
+    require(isinstance(x, cls), w, f"want a {cls.__name__} (or a function of the earlier "
+            f"specs' RunSet returning one), got {type(x).__name__}")
+    size = {"N": config.task.N, "T": config.task.T, "R": R}
+    arrays = {k: np.asarray(getattr(x, k)) for k in dims}
+    first = next(iter(dims))
+    single = arrays[first].ndim == len(dims[first])
+    for k, a in arrays.items():
+        require(a.dtype.kind in "biuf", f"{w}.{k}", f"must be numeric, got dtype {a.dtype}")
+        want = dims[k] if single else ("R",) + dims[k]
+        if a.shape != tuple(size[d] for d in want):
+            one = "" if single else f" (or {tuple(size[d] for d in dims[k])}: one for every run)"
+            raise ConfigError(f"{w}.{k}", f"shape {a.shape}, want "
+                              f"({', '.join(f'{d}={size[d]}' for d in want)}){one}")
+    if single:
+        arrays = {k: np.repeat(a[None], R, axis=0) for k, a in arrays.items()}
+    return cls(**arrays)
+
+
 def check_name(name: str, field: str) -> str:
     """A name usable as one directory component: letters, digits and ``._=+-``."""
     require(isinstance(name, str) and bool(NAME_RE.fullmatch(name)) and name not in (".", ".."),
@@ -236,5 +270,5 @@ def grid(seeds: Sequence[int], labels: Mapping[str, LabelValue] | None = None,
 Specs = Mapping[str, RunSpec]
 Builder = Callable[..., Any]
 
-__all__ = ["Run", "RunSpec", "run", "grid", "check_name", "digest_arrays", "digest_json",
+__all__ = ["Run", "RunSpec", "run", "grid", "check_name", "check_input", "digest_arrays", "digest_json",
            "FORMAT", "ConfigError"]
