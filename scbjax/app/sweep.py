@@ -35,8 +35,9 @@ from scbjax.util.fileio import load_json, read_table
 from scbjax.util.fileio import atomic_write as _atomic_write
 from scbjax.engine.meta import config_to_dict, git_commit, versions
 from scbjax.engine.spec import RunSpec, check_name, run
+from scbjax.engine.tables import fmt_setting
 from scbjax.sim.config import HPARAMS, PER_RUN, Phase, TrainConfig
-from scbjax.app.sweep_tables import csv_bytes, fmt_setting, load_table, summarize, table_rows
+from scbjax.app.sweep_tables import csv_bytes, load_table, summarize, table_rows
 
 LR = ("lr_V", "lr_A")  # the axis "lr" sets both
 # the per-run Phase fields in the order the runs vary: learning rates, the other

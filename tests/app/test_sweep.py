@@ -167,16 +167,17 @@ def test_diverging_run_is_flagged_excluded_and_others_finish(tmp_path):
         "phases": [{"steps": 40, "batch": 4, "lr_V": 0.1, "lr_A": 0.1}]}))
     r = run_sweep(sp, tmp_path / "div", quiet=True)
     rows = r["rows"]
-    bad = [x for x in rows if x["lr_V"] == "1e+06"]
-    good = [x for x in rows if x["lr_V"] == "0.1"]
+    bad = [x for x in rows if x["lr_V"] == 1e6]  # numbers: the saved float32's shortest decimal
+    good = [x for x in rows if x["lr_V"] == 0.1]
     assert len(bad) == 2 and len(good) == 2
     assert all(0 < x["diverged_step"] <= 40 for x in bad)
     assert all(x["diverged_step"] == -1 and np.isfinite(x["excess_loss"]) for x in good)
     summ = {d["lr_V"]: d for d in r["summary"]}
-    assert summ["1e+06"]["seeds_diverged"] == 2 and summ["1e+06"]["seeds_finite"] == 0
-    assert np.isnan(summ["1e+06"]["median_excess_loss"])
-    assert summ["0.1"]["seeds_finite"] == 2 and np.isfinite(summ["0.1"]["median_excess_loss"])
+    assert summ[1e6]["seeds_diverged"] == 2 and summ[1e6]["seeds_finite"] == 0
+    assert np.isnan(summ[1e6]["median_excess_loss"])
+    assert summ[0.1]["seeds_finite"] == 2 and np.isfinite(summ[0.1]["median_excess_loss"])
     assert len(r["warnings"]) == 2 and "diverged at step" in r["warnings"][0]
+    assert "lr_V=1e+06" in r["warnings"][0]
 
 
 # --- Subprocess tests: 4 forced host devices, kill and resume ---------------------------------
@@ -331,7 +332,8 @@ def test_sweep_cli_end_to_end(tmp_path, capsys):
     rows = load_table(out)
     assert len(rows) == 16  # 2 lr x 2 batch x (online + 1 dataset size) x 2 seeds
     assert {r["dataset"] for r in rows} == {"0", "8"}
-    assert {r["batch"] for r in rows} == {"2", "4"}
+    assert {r["batch"] for r in rows} == {"2", "4"}  # numbers, one column (1 phase)
+    assert {r["lr_V"] for r in rows} == {"0.02", "0.05"}  # not 0.019999999552965164
     assert len({r["run_id"] for r in rows}) == 16
     for r in rows:  # samples follow each run's own batch size
         assert int(r["samples"]) == 40 * int(r["batch"])

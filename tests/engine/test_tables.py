@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import scbjax as s
+from scbjax.app.sweep_tables import csv_bytes, format_summary, summarize, table_rows
 from scbjax.engine.executor import Log, run_spec
 from scbjax.engine.spec import RunSpec, grid, run
 from scbjax.sim.train import METRICS
@@ -108,3 +109,22 @@ def test_without_pandas_the_error_says_how_to_install_it(runs, monkeypatch):
     for f in (runs[0].to_dataframe, runs[0].curves):
         with pytest.raises(ImportError, match=r"pip install 'scbjax\[tables\]'"):
             f()
+
+
+def test_the_sweep_table_has_the_setting_columns_of_to_dataframe(runs):
+    for r, names in ((runs[0], ["dataset", "batch", "lr_V", "lr_A", "lam"]),
+                     (runs[1], ["dataset"] + [f"{k}_{p}" for k in ("batch", "lr_V", "lr_A", "lam")
+                                              for p in (1, 2)])):
+        rows, df = table_rows(r), r.to_dataframe()
+        cols = list(rows[0])
+        assert cols[cols.index("Q") + 1:cols.index("steps")] == names
+        for k in names:  # numbers, exactly the saved values
+            assert [type(x[k]) for x in rows] == [int if k.startswith(("batch", "dataset"))
+                                                  else float] * len(r)
+            np.testing.assert_array_equal(np.asarray([x[k] for x in rows], df[k].dtype), df[k])
+    rows = table_rows(runs[1])
+    assert [(x["batch_1"], x["batch_2"], x["lr_V_2"]) for x in rows] == [(4, 8, 0.02),
+                                                                       (2, 6, 0.03)]
+    assert b"lr_V_1,lr_V_2" in csv_bytes(rows) and b",0.03," in csv_bytes(rows)
+    summary, _ = summarize(rows)
+    assert [d["batch_2"] for d in summary] == [8, 6] and "batch_2" in format_summary(summary)
