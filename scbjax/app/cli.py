@@ -136,7 +136,8 @@ def add_train_parser(sub) -> None:
                    help="projection of the columns of V and A (sets both)")
     g.add_argument("--config", type=_path, default=None, metavar="FILE",
                    help="a TOML or JSON file with the fields of a TrainConfig (as a sweep's "
-                   "[base]; a file with a [base] table is read from there)")
+                   "[base]; a file with a [base] table is read from there), or a saved run's "
+                   "run.json (its config)")
     _plugin_arg(g)
     g = t.add_argument_group("seeds and output")
     g.add_argument("--seeds", type=int, default=8, help="number of seeds, trained in one call "
