@@ -115,8 +115,8 @@ def load_table(out) -> list[dict]:
 
 def format_summary(summary: list[dict]) -> str:
     """The summary as a text table, one line per setting."""
-    cols = (setting_cols(summary[0]) if summary else list(CONFIG_COLS)) + ["seeds_finite", "seeds_diverged", "median_excess_ratio",
-                                 "median_dist_V", "median_dist_A"]
+    cols = (setting_cols(summary[0]) if summary else list(CONFIG_COLS)) + [
+        "seeds_finite", "seeds_diverged", "median_excess_ratio", "median_dist_V", "median_dist_A"]
     lines = ["  ".join(f"{c:>12}" for c in cols)]
     for d in summary:
         lines.append("  ".join(f"{d[c]:>12.4g}" if isinstance(d[c], float) else f"{d[c]!s:>12}"

@@ -270,5 +270,5 @@ def grid(seeds: Sequence[int], labels: Mapping[str, LabelValue] | None = None,
 Specs = Mapping[str, RunSpec]
 Builder = Callable[..., Any]
 
-__all__ = ["Run", "RunSpec", "run", "grid", "check_name", "check_input", "digest_arrays", "digest_json",
-           "FORMAT", "ConfigError"]
+__all__ = ["Run", "RunSpec", "run", "grid", "check_name", "check_input", "digest_arrays",
+           "digest_json", "FORMAT", "ConfigError"]
