@@ -207,7 +207,7 @@ def draw(t: Table, a: argparse.Namespace, data: dict):
         axes[0, 0].set_ylabel(f"final {a.y}" if a.final else a.y)
         axes[0, -1].legend(title=f"{a.hue} ({BAND})" if a.hue else BAND, loc="best")
         if a.where:
-            fig.suptitle(", ".join(a.where))
+            fig.suptitle(", ".join(a.where), fontsize=plots.STYLE["axes.titlesize"])
     return fig
 
 
