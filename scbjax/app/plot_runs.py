@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scbjax.app.reproduce import stamp_line
+from scbjax.app.reproduce import stamp_line, tracked_files
 from scbjax.engine.store import ARRAYS, SIDECAR, load_runs
 from scbjax.studies import plots
 from scbjax.util.errors import ConfigError
@@ -245,7 +245,13 @@ def stem(a: argparse.Namespace) -> str:
 
 
 def plot_runs(out: Path, figures: Path, a: argparse.Namespace) -> list[Path]:
-    """Draw the figure of the options from the runs under ``out``; write PNG and PDF."""
+    """Draw the figure of the options from the runs under ``out``; write PNG and PDF (over
+    files git tracks only into a --figures given explicitly)."""
     t = load_table(out)
-    fig = draw(t, a, curves(t, a))  # every check before anything is drawn
+    data = curves(t, a)  # every check before anything is drawn
+    tracked = sorted({f"{stem(a)}.png", f"{stem(a)}.pdf"} & set(tracked_files(figures)))
+    if tracked and a.figures is None:
+        raise ConfigError("--figures", f"{figures / tracked[0]} is tracked by git: give "
+                          "--figures to write there, or another folder")
+    fig = draw(t, a, data)
     return plots.save_figure(fig, figures, stem(a), stamp=stamp_line(f"plot {t.what}"))

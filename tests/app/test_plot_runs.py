@@ -2,6 +2,7 @@
 plotted medians against the arrays, --final, one-line errors naming the option."""
 
 import shutil
+import subprocess
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -152,3 +153,23 @@ def test_bad_options_are_one_line_naming_the_option(sweep, tmp_path, capsys, arg
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"scbjax: error: {message}")
     assert not figs.exists()  # refused before anything is drawn
+
+
+def test_a_tracked_figure_is_replaced_only_when_asked(train, tmp_path, capsys):
+    """Commands never write into tracked files unasked: the default OUT/figures/ file of the
+    same name, tracked by git, is refused; an explicit --figures there is allowed."""
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    out = tmp_path / "repo" / "tr"
+    shutil.copytree(train, out)
+    png = out / "figures" / "excess_loss_vs_samples.png"
+    png.parent.mkdir()
+    png.write_bytes(b"mine")
+    for cmd in (["init", "-q"], ["add", "tr/figures"]):
+        subprocess.run(["git", *cmd], cwd=out.parent, check=True, capture_output=True)
+    assert main(["plot", str(out)]) == 2
+    assert capsys.readouterr().err == (f"scbjax: error: --figures: {png} is tracked by git: "
+                                       "give --figures to write there, or another folder\n")
+    assert png.read_bytes() == b"mine"
+    assert main(["plot", str(out), "--figures", str(png.parent)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
