@@ -187,25 +187,31 @@ def curves(t: Table, a: argparse.Namespace) -> dict:
 def draw(t: Table, a: argparse.Namespace, data: dict):
     """The figure of ``curves``: one panel per --col value, one line per --hue value."""
     cols = list(dict.fromkeys(c for c, _ in data))
+    hues = list(dict.fromkeys(h for _, h in data))  # one colour per value in every panel
     with plots.style():
         fig, axes = plots.new_figure(1, len(cols), width=max(plots.COLUMN_W, 2.6 * len(cols)),
                                      height=2.6, sharey=True)
         for (c, h), (x, med, lo, hi, Y) in data.items():
-            ax = axes[0, cols.index(c)]
+            ax, color = axes[0, cols.index(c)], f"C{hues.index(h) % 10}"
             if a.final:
                 pos = x if x.dtype.kind == "f" else np.arange(len(x))
-                (line,) = ax.plot(pos, med, marker="o", label=h or "median")
-                ax.fill_between(pos, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+                ax.plot(pos, med, marker="o", label=h or "median", color=color)
+                ax.fill_between(pos, lo, hi, color=color, alpha=0.2, linewidth=0)
                 if x.dtype.kind != "f":
                     ax.set_xticks(pos, x)
             else:
-                plots.band(ax, x, Y, label=h or "median", log_x=a.logx, quantiles=QUANTILES)
+                plots.band(ax, x, Y, label=h or "median", color=color, log_x=a.logx,
+                           quantiles=QUANTILES)
             ax.set_title(f"{a.col} = {c}" if a.col else t.what)
             ax.set_xlabel(a.x or "samples")
             ax.set_xscale("log" if a.logx else "linear")
             ax.set_yscale("log" if a.logy else "linear")
         axes[0, 0].set_ylabel(f"final {a.y}" if a.final else a.y)
-        axes[0, -1].legend(title=f"{a.hue} ({BAND})" if a.hue else BAND, loc="best")
+        lines = {}  # every --hue value, whichever panel has it
+        for ax in axes[0]:
+            lines.update(zip(ax.get_legend_handles_labels()[1], ax.get_legend_handles_labels()[0]))
+        axes[0, -1].legend(lines.values(), lines.keys(), loc="best",
+                           title=f"{a.hue} ({BAND})" if a.hue else BAND)
         if a.where:
             fig.suptitle(", ".join(a.where), fontsize=plots.STYLE["axes.titlesize"])
     return fig

@@ -95,6 +95,12 @@ def test_the_curves_drawn_are_the_medians_of_the_arrays(sweep):
         np.testing.assert_allclose(line.get_ydata(), np.median(Y, axis=0), rtol=1e-6)
         np.testing.assert_array_equal(line.get_xdata(), r.samples[0])
     assert "25-75%" in fig.axes[-1].get_legend().get_title().get_text()
+    legend = fig.axes[-1].get_legend()
+    assert [x.get_text() for x in legend.get_texts()] == ["0", "0.001"]
+    colours = {ln.get_label(): ln.get_color() for ax in fig.axes for ln in ax.get_lines()}
+    assert all(ln.get_color() == colours[ln.get_label()]
+               for ax in fig.axes for ln in ax.get_lines())  # one colour per lam in each panel
+    assert colours["0"] != colours["0.001"]
     plt.close(fig)
 
 
