@@ -980,6 +980,9 @@ WALK = [
     (["plot", "{t}/repro_out", "--figures", "{t}/afile"], "--figures: {t}/afile is not a "),
     (["plot", "{t}/repro_out", "--figures", "/proc/x"], "--figures: cannot write to /proc/x"),
     (["plot", "{t}/repro_out", "--only", "nope", "--figures", "{t}/figures"], "study"),
+    (["plot", "{t}/repro_out", "--hue", "seed", "--figures", "{t}/figures"],
+     "--hue: for train and sweep outputs; {t}/repro_out is a `scbjax reproduce` output"),
+    (["plot", "{t}/train_out", "--only", "population"], "--only: a study of a `scbjax "),
     (["plot"], "RESULTS_DIR"),
     # bench (no output directory: the tree is the working directory)
     (["bench", "--seeds", "a,b"], "seeds"),

@@ -15,6 +15,7 @@ import jax
 from scbjax import __version__
 from scbjax.app.bench import BenchConfig
 from scbjax.app.commands import cmd_bench, cmd_plot, cmd_reproduce, cmd_sweep, cmd_train
+from scbjax.app.plot_runs import add_plot_options
 from scbjax.app.process import (Interrupted, StdoutError, drop_stdout, named_stdout,
                                 signals_as_interrupts)
 from scbjax.app.reproduce import STUDIES
@@ -201,15 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress lines")
 
     pl = sub.add_parser("plot", help="regenerate the figures and the claims table from saved "
-                        "results, without training",
+                        "results, without training; or plot a train or sweep output",
                         description="Read the raw results that `scbjax reproduce` saved in "
-                        "RESULTS_DIR, redraw every figure and print the claims table.")
+                        "RESULTS_DIR, redraw every figure and print the claims table. For the "
+                        "--out of `scbjax train` or `scbjax sweep` (or a folder of spec "
+                        "folders), draw one figure of the options below.")
     pl.add_argument("results_dir", type=_path, metavar="RESULTS_DIR",
-                    help="the --out directory of a reproduce run")
+                    help="the --out directory of a reproduce, train or sweep run")
     pl.add_argument("--figures", type=_path, default=None,
                     help="where the figures are written (default: RESULTS_DIR/figures)")
     pl.add_argument("--only", action="append", default=None, metavar="STUDY",
-                    help="only this study (repeatable)")
+                    help="only this study (repeatable; reproduce outputs)")
+    add_plot_options(pl)
     add_sweep_parser(sub)
     add_bench_parser(sub)
     return p

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scbjax.app import bench, bench_grid, reproduce
+from scbjax.app import bench, bench_grid, plot_runs, reproduce
 from scbjax.app.sweep import SweepSpec, load_spec, run_sweep
 from scbjax.app.sweep_tables import format_summary
 from scbjax.core.metrics import stage1_length
@@ -21,6 +21,7 @@ from scbjax.engine.executor import Log, check_spec, run_spec
 from scbjax.engine.meta import config_from_dict
 from scbjax.engine.resources import check_fits
 from scbjax.engine.spec import RunSpec, grid
+from scbjax.engine.outdir import JOB_FILE
 from scbjax.engine.store import checkpoint_hash, identify
 from scbjax.sim.train import Phase, TrainConfig
 from scbjax.util import fields
@@ -208,6 +209,16 @@ def cmd_plot(a: argparse.Namespace) -> int:
         raise ConfigError("RESULTS_DIR", f"no such directory: {a.results_dir}")
     figures = a.figures or a.results_dir / "figures"
     _check_figures_dir(figures)
+    if not (a.results_dir / JOB_FILE).exists():  # a train or sweep output
+        if a.only:
+            raise ConfigError("--only", "a study of a `scbjax reproduce` output; "
+                              f"{a.results_dir} has no {JOB_FILE}")
+        for p in plot_runs.plot_runs(a.results_dir, figures, a):
+            print(p)
+        return 0
+    if plot_runs.given_options(a):
+        raise ConfigError(plot_runs.given_options(a)[0], "for train and sweep outputs; "
+                          f"{a.results_dir} is a `scbjax reproduce` output")
     mode = reproduce.check_results(a.results_dir, a.only)  # every file loads, before drawing
     reproduce.check_figures_target(figures, mode)
     _plot_and_check(a.results_dir, figures, a.only, mode)

@@ -226,11 +226,16 @@ def check_figures_target(figures, mode: str) -> None:
                           "OUT/figures)")
 
 
-def stamp(mode: str) -> str:
-    """The line every figure carries: package version, mode, commit, date."""
+def stamp_line(how: str) -> str:
+    """The line a figure carries: package version, how it was made, commit, date."""
     commit = (git_commit() or "no-git")[:10]
-    return (f"scbjax {versions().get('scbjax', '?')} | reproduce --{mode} | {commit} | "
+    return (f"scbjax {versions().get('scbjax', '?')} | {how} | {commit} | "
             f"{time.strftime('%Y-%m-%d')}")
+
+
+def stamp(mode: str) -> str:
+    """The line every study figure carries: package version, mode, commit, date."""
+    return stamp_line(f"reproduce --{mode}")
 
 
 def plot_studies(out, figures_dir, only: list[str] | None = None,
