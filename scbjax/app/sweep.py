@@ -8,6 +8,9 @@ A ``SweepSpec`` (TOML/JSON file or these dataclasses) is a base ``TrainConfig`` 
 - static axes, one compiled call ("group") per combination: ``optimizer``, ``N``, ``T``,
   ``Q``, and online (``dataset = 0``) against fixed-dataset training.
 
+Traced axes are crossed unless zipped (``axes.zip``); ``"phases[i].<field>"`` axes set one
+phase; a ``samples`` budget in a base phase replaces its steps (``scbjax.app.sweep_axes``).
+
 Each static combination is one ``RunSpec`` (``specs``), its runs (settings x seeds) labelled
 with the axes and the seed, run by the one executor (``scbjax.engine.executor``: sharded over all
 devices, chunked, checkpointed, resumed, finished groups reused by hash). Results:

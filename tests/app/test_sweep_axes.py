@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from scbjax.app import sweep_axes as ax
-from scbjax.app.sweep import load_spec, run_sweep, spec_from_dict, spec_to_dict, specs
+from scbjax.app.sweep import (Axes, SweepSpec, load_spec, run_sweep, spec_from_dict,
+                              spec_to_dict, specs)
 from scbjax.engine.store import load_runs
 from scbjax.util.errors import ConfigError
 
@@ -147,6 +148,21 @@ def test_bad_axes_and_budgets_name_the_field(phases, axes, field, words):
     assert e.value.field == field, str(e.value)
     for w in words:
         assert w in str(e.value), (w, str(e.value))
+
+
+def test_dataclass_form_is_checked_the_same():
+    """SweepSpec(phase_axes=..., samples=..., axes=Axes(zip=...)) as the TOML form."""
+    base = spec_from_dict(spec(TWO, seeds=1)).base
+    good = SweepSpec(base=base, samples=(8, 0), axes=Axes(lr=(0.01, 0.02), zip=(
+        ("lr", "phases[0].batch"),)), phase_axes=(("phases[0].batch", (2, 4)),)).validate()
+    assert sorted(specs(good)) == ["ppd_N4_T5_Q2_steps2-3", "ppd_N4_T5_Q2_steps4-3"]
+    for kw, field in [({"samples": (8,)}, "samples"), ({"samples": (8, -1)},
+                                                       "base.phases[1].samples"),
+                      ({"phase_axes": (("phases[0].batch", [2]),)}, "phase_axes[0]"),
+                      ({"axes": Axes(zip=(("lr",),))}, "axes.zip[0]")]:
+        with pytest.raises(ConfigError) as e:
+            SweepSpec(base=base, **kw).validate()
+        assert e.value.field == field, (kw, str(e.value))
 
 
 def test_equal_samples_example_loads():
