@@ -29,22 +29,25 @@ def all_runs(ss) -> list:
 
 
 def test_equal_samples_budget_gives_every_run_the_budget(tmp_path):
-    """samples = 16 over batch [2, 4]: 8 and 4 steps (one compiled group per step count), and
-    every run's final samples in the table (counted by the trainer) is the budget."""
-    s = spec_from_dict(spec([{"samples": 16, "batch": 2, "lr_V": 0.05, "lr_A": 0.05}],
-                            {"batch": [2, 4]}))
+    """samples = 16 over batch [2, 4] (then 8 samples at batch 2): 8 and 4 steps (one compiled
+    group per step count), and every run's final samples in the table (counted by the trainer)
+    is the budget; the runs are addressed by their per-phase label batch_0 in the store."""
+    s = spec_from_dict(spec([{"samples": 16, "batch": 2, "lr_V": 0.05, "lr_A": 0.05},
+                             {"samples": 8, "batch": 2}], {"phases[0].batch": [2, 4]}))
     ss = specs(s)
-    assert sorted(ss) == ["ppd_N4_T5_Q2_steps4", "ppd_N4_T5_Q2_steps8"]
+    assert sorted(ss) == ["ppd_N4_T5_Q2_steps4-4", "ppd_N4_T5_Q2_steps8-4"]
     for name, sp in ss.items():
         b = sp.settings()["batch"][:, 0]
         assert set(b * sp.config.phases[0].steps) == {16}, name
     res = run_sweep(s, tmp_path / "out", quiet=True)
     rows = res["rows"]
     assert len(rows) == 4
-    assert {r["samples"] for r in rows} == {16}
-    assert {(r["batch"], r["steps"]) for r in rows} == {("2", 8), ("4", 4)}
-    runs = load_runs(tmp_path / "out" / "groups" / "ppd_N4_T5_Q2_steps4")
-    assert runs.select(batch="4").samples[:, -1].tolist() == [16, 16]
+    assert {r["samples"] for r in rows} == {24}
+    assert {(r["batch"], r["steps"]) for r in rows} == {("2/2", 12), ("4/2", 8)}
+    runs = load_runs(tmp_path / "out" / "groups" / "ppd_N4_T5_Q2_steps4-4")
+    assert runs.select(batch_0=4).samples[:, -1].tolist() == [24, 24]
+    with pytest.raises(KeyError):
+        runs.select(batch_0=2)
 
 
 def test_two_phase_budget_per_run_and_round_trip():
