@@ -41,6 +41,7 @@ def parse_key(key: str, n_phases: int) -> tuple[int, str]:
     m = PHASE_KEY.fullmatch(key) if isinstance(key, str) else None
     require(m is not None, f"axes.{key}", "a per-phase axis is written phases[i].<field>")
     i, name = int(m.group(1)), m.group(2)
+    require(key == f"phases[{i}].{name}", f"axes.{key}", f"write it phases[{i}].{name}")
     require(name in PER_RUN, f"axes.{key}", f"not a per-run setting (known: {', '.join(PER_RUN)})")
     require(i < n_phases, f"axes.{key}", f"phase {i} of a base with {n_phases} phase(s)")
     return i, name

@@ -133,6 +133,7 @@ BAD = [  # (phases, axes, field, words in the message)
     (TWO, {"phases[2].batch": [4]}, "axes.phases[2].batch", ["2 phase"]),
     (TWO, {"phases[1].steps": [4]}, "axes.phases[1].steps", ["per-run"]),
     (TWO, {"phases[x].batch": [4]}, "axes.phases[x].batch", ["phases[i]"]),
+    (TWO, {"phases[01].batch": [4]}, "axes.phases[01].batch", ["phases[1].batch"]),
     (TWO, {"phases[1].batch": [4], "batch": [2, 4]}, "axes.phases[1].batch", ["every phase"]),
     (TWO, {"phases[1].lr_V": [0.1], "lr": [0.1, 0.2]}, "axes.phases[1].lr_V", ["lr"]),
     (TWO, {"phases[1].batch": [2.5]}, "axes.phases[1].batch[0]", ["integer"]),
