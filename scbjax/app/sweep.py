@@ -8,6 +8,9 @@ A ``SweepSpec`` (TOML/JSON file or these dataclasses) is a base ``TrainConfig`` 
 - static axes, one compiled call ("group") per combination: ``optimizer``, ``N``, ``T``,
   ``Q``, and online (``dataset = 0``) against fixed-dataset training.
 
+Traced axes are crossed unless zipped (``axes.zip``); ``"phases[i].<field>"`` axes set one
+phase; a ``samples`` budget in a base phase replaces its steps (``scbjax.app.sweep_axes``).
+
 Each static combination is one ``RunSpec`` (``specs``), its runs (settings x seeds) labelled
 with the axes and the seed, run by the one executor (``scbjax.engine.executor``: sharded over all
 devices, chunked, checkpointed, resumed, finished groups reused by hash). Results:
@@ -36,16 +39,11 @@ from scbjax.util.fileio import atomic_write as _atomic_write
 from scbjax.engine.meta import config_to_dict, git_commit, versions
 from scbjax.engine.spec import RunSpec, check_name, run
 from scbjax.engine.tables import fmt_setting
-from scbjax.sim.config import HPARAMS, PER_RUN, Phase, TrainConfig
+from scbjax.sim.config import Phase, TrainConfig
+from scbjax.app import sweep_axes as ax
+from scbjax.app.sweep_axes import ORDER, STATIC, TRACED
 from scbjax.app.sweep_tables import csv_bytes, load_table, summarize, table_rows
 
-LR = ("lr_V", "lr_A")  # the axis "lr" sets both
-# the per-run Phase fields in the order the runs vary: learning rates, the other
-# hyperparameters, then the integer sizes (batch); the fixed-dataset size last
-ORDER = LR + tuple(n for n in HPARAMS if n not in LR) + tuple(n for n in PER_RUN
-                                                           if n not in HPARAMS)
-TRACED = ("lr",) + ORDER + ("dataset",)
-STATIC = ("optimizer", "N", "T", "Q")
 _AXIS_HELP = {"lr": "learning rate for both V and A", "dataset": "fixed-dataset size (0: online "
               "sampling)", "optimizer": "optimizer name", "N": "vocabulary size",
               "T": "sequence length", "Q": "sparsity"}
@@ -56,23 +54,31 @@ _AXIS_TYPE = {"lr": float, "dataset": int, "optimizer": str, "N": int, "T": int,
 Axes = dataclasses.make_dataclass(
     "Axes", [(n, tuple[_AXIS_TYPE.get(n) or fields.hints(Phase)[n], ...],
               fields.field((), _AXIS_HELP.get(n) or fields.help_of(Phase, n)))
-             for n in TRACED + STATIC], frozen=True)
+             for n in TRACED + STATIC] + [
+        ("zip", tuple[tuple[str, ...], ...], fields.field((), "groups of traced axes varied "
+                                                         "together (paired by index)"))],
+    frozen=True)
 Axes.__module__ = __name__
 Axes.__doc__ = ("Values to sweep; an empty tuple keeps the base config's value. One axis per "
                 "per-run Phase field (sets every phase), lr (both learning rates), dataset (0: "
-                "online sampling), optimizer, N, T, Q.")
+                "online sampling), optimizer, N, T, Q; zip: groups of traced axes varied "
+                "together instead of crossed (see scbjax.app.sweep_axes).")
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
     """A sweep: ``base`` config, ``seeds``, ``axes``; ``chunk_steps`` steps between checkpoints
-    (rounded to whole log intervals; does not change results)."""
+    (rounded to whole log intervals; does not change results). ``phase_axes``: per-phase axes
+    ((``"phases[i].<field>"``, values), ...); ``samples``: a budget per base phase (0: its
+    steps; a budget replaces the steps), see ``scbjax.app.sweep_axes``."""
 
     name: str = "sweep"
     base: TrainConfig = TrainConfig()
     seeds: tuple[int, ...] = (0,)
     axes: Axes = Axes()
     chunk_steps: int = 1000
+    phase_axes: tuple = ()
+    samples: tuple[int, ...] = ()
 
     def validate(self) -> "SweepSpec":
         """Every field, then the size of the job (counted: ``check_size``), then every
@@ -81,7 +87,7 @@ class SweepSpec:
         require(len(self.seeds) >= 1 and all(is_int(s) and 0 <= s < 2**32 for s in self.seeds),
                 "seeds", f"need integer seeds in [0, 2^32), got {_short(self.seeds)}")
         require(len(set(self.seeds)) == len(self.seeds), "seeds", "repeated seed")
-        check_size(self.base, self.axes, len(self.seeds))
+        check_size(self.base, self.axes, len(self.seeds), self.phase_axes, self.samples)
         groups(self)  # every combination valid (Q <= T, batch <= dataset, ...)
         return self
 
@@ -101,10 +107,20 @@ class SweepSpec:
         for v in a.dataset:
             require(is_int(v) and v >= 0, "axes.dataset",
                     f"must be an integer >= 0 (0: online), got {v!r}")
+        ax.check_samples(self.samples, len(self.base.phases))
+        ax.check_phase_axes(self.phase_axes, a, len(self.base.phases))
+        ax.check_zip(a, self.phase_axes)
+        zipped = ax.zipped_names(a)
         for f in dataclasses.fields(Axes):
+            if f.name == "zip" or f.name in zipped:
+                continue  # a zipped axis may repeat a value (its pairs may not: check_zip)
             vals = getattr(a, f.name)
             _check_distinct(vals, f"axes.{f.name}", _AXIS_TYPE.get(f.name) is float
                             or fields.hints(Phase).get(f.name) is float)
+        for key, vals in self.phase_axes:
+            if key not in zipped:
+                name = ax.parse_key(key, len(self.base.phases))[1]
+                _check_distinct(vals, f"axes.{key}", fields.hints(Phase)[name] is float)
 
 
 def _short(xs, k: int = 8) -> str:
@@ -124,25 +140,23 @@ def _check_distinct(vals: tuple, field: str, as_float32: bool) -> None:
         seen[k] = v
 
 
-def check_size(base: TrainConfig, axes: Axes, n_seeds: int) -> None:
-    """Refuse a sweep whose runs (the product of its axes' lengths x the seeds, counted, not
-    built) would not fit (``check_fits``: its largest group on the device, all of its runs on
-    the host), naming the count and the field (``seeds`` or ``axes``)."""
-    traced = {n: len(getattr(axes, n)) for n in TRACED if n != "dataset" and getattr(axes, n)}
+def check_size(base: TrainConfig, axes: Axes, n_seeds: int, phase_axes: tuple = (),
+               samples: tuple = ()) -> None:
+    """Refuse a sweep whose runs (the product of its axes' lengths, a zip counted once, x the
+    seeds, counted, not built) would not fit (``check_fits``: its largest group on the device,
+    all of its runs on the host), naming the count and the field (``seeds`` or ``axes``)."""
+    sizes, settings, per_group = ax.count(axes, phase_axes)
     static = {n: len(getattr(axes, n)) for n in STATIC if getattr(axes, n)}
     datasets = axes.dataset or (0,)
-    settings = math.prod(traced.values())
-    per_group = settings * max(sum(n == 0 for n in datasets), sum(n > 0 for n in datasets))
     per_group *= n_seeds
-    total = settings * len(datasets) * math.prod(static.values()) * n_seeds
-    counts = {**traced, **({"dataset": len(datasets)} if axes.dataset else {}), **static}
+    total = settings * math.prod(static.values()) * n_seeds
+    counts = {**sizes, **static}
     what = f"{total} run(s) (" + "".join(f"{k} {n} x " for n, k in counts.items()) + \
         f"{n_seeds} seed(s)" + (f"; the largest compiled group {per_group}" if per_group <
                                  total else "") + ")"
     where = "seeds" if n_seeds * n_seeds >= total else "axes"
     Ns, Ts, Qs = axes.N or (base.task.N,), axes.T or (base.task.T,), axes.Q or (base.task.Q,)
-    phases = base.phases if not axes.batch else tuple(
-        dataclasses.replace(p, batch=max(axes.batch)) for p in base.phases)
+    phases = ax.extreme_phases(base, axes, phase_axes, samples)
     for opt in axes.optimizer or (base.optimizer,):  # the largest N and T, the fewest Q
         cfg = dataclasses.replace(_combination(base, opt, max(Ns), max(Ts), min(Qs)),
                                   phases=phases)
@@ -164,11 +178,12 @@ def spec_from_dict(d: dict) -> SweepSpec:
     """A ``SweepSpec`` from a dict (as loaded from TOML/JSON): every field type-checked (no
     string taken for a number or a boolean), unknown fields named."""
     require(isinstance(d, dict), "spec", f"must be a table, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(SweepSpec)}
+    names = {f.name for f in dataclasses.fields(SweepSpec)} - {"phase_axes", "samples"}
     for k in d:
         require(k in names, k, f"unknown field (known: {', '.join(sorted(names))})")
     d = dict(d)
-    d["base"] = fields.from_dict(TrainConfig, d.get("base", {}), "base")
+    base, d["samples"] = ax.split_samples(d.get("base", {}))
+    d["base"] = fields.from_dict(TrainConfig, base, "base")
     seeds = d.get("seeds", 1)
     require(is_int(seeds) or isinstance(seeds, (list, range, tuple)), "seeds",
             f"must be a count or a list of integers, got {seeds!r}")
@@ -176,6 +191,7 @@ def spec_from_dict(d: dict) -> SweepSpec:
     require(isinstance(axes, dict), "axes", f"must be a table, got {type(axes).__name__}")
     for k, v in axes.items():
         require(isinstance(v, list), f"axes.{k}", f"must be a list, got {v!r}")
+    axes, d["phase_axes"] = ax.split_axes(axes)
     d["axes"] = fields.from_dict(Axes, axes, "axes")
     if "chunk_steps" in d:
         fields.check_value(d["chunk_steps"], int, "chunk_steps")
@@ -184,7 +200,7 @@ def spec_from_dict(d: dict) -> SweepSpec:
     if is_int(seeds):  # a count: the job's size is checked before the seeds are listed
         require(seeds >= 1, "seeds", f"a count must be >= 1, got {seeds}")
         SweepSpec(**{**d, "seeds": (0,)}).check_fields()
-        check_size(d["base"], d["axes"], seeds)
+        check_size(d["base"], d["axes"], seeds, d["phase_axes"], d["samples"])
         require(seeds <= 2**32, "seeds", f"a count must be <= 2^32, got {seeds}")
         seeds = range(seeds)
     d["seeds"] = tuple(seeds)
@@ -192,9 +208,18 @@ def spec_from_dict(d: dict) -> SweepSpec:
 
 
 def spec_to_dict(spec: SweepSpec) -> dict:
+    """The spec as ``spec_from_dict`` reads it (budgets in the base phases, per-phase axes as
+    ``phases[i].<field>`` keys)."""
+    base = config_to_dict(spec.base)
+    for i, n in enumerate(spec.samples):
+        if n:
+            ph = base["phases"][i]
+            ph.pop("steps", None)
+            ph["samples"] = n
+    axes = {k: [list(x) if isinstance(x, tuple) else x for x in v]
+            for k, v in dataclasses.asdict(spec.axes).items() if v}
     return {"name": spec.name, "seeds": list(spec.seeds), "chunk_steps": spec.chunk_steps,
-            "base": config_to_dict(spec.base),
-            "axes": {k: list(v) for k, v in dataclasses.asdict(spec.axes).items() if v}}
+            "base": base, "axes": {**axes, **{k: list(v) for k, v in spec.phase_axes}}}
 
 
 # --- Runs: one RunSpec per static combination ----------------------------------------------
@@ -216,41 +241,38 @@ def _combination(base: TrainConfig, opt: str, N: int, T: int, Q: int) -> TrainCo
 
 
 def specs(spec: SweepSpec) -> dict[str, RunSpec]:
-    """One ``RunSpec`` per static combination (optimizer, N, T, Q, online/fixed data), its runs
-    the traced settings x seeds (settings-major), labelled with every axis and the seed."""
+    """One ``RunSpec`` per static combination (optimizer, N, T, Q, online/fixed data; with a
+    samples budget, per step count: ``_steps<s0>-<s1>``), its runs the traced combinations
+    (crossed, zips paired) x seeds (settings-major), labelled with every per-run field (its
+    phases joined by /), each per-phase axis (``batch_1``), the static axes and the seed."""
     base, a = spec.base, spec.axes
-    phases = base.phases
     opts = a.optimizer or (base.optimizer,)
     Ns, Ts, Qs = a.N or (base.task.N,), a.T or (base.task.T,), a.Q or (base.task.Q,)
-    values = {n: getattr(a, n) or (None,) for n in ORDER}
-    if a.lr:
-        values["lr_V"], values["lr_A"] = a.lr, (None,)
-    datasets = a.dataset or (0,)
     out = {}
     for opt, N, T, Q in itertools.product(opts, Ns, Ts, Qs):
         cfg = _combination(base, opt, N, T, Q)
-        for fixed in (False, True):
-            runs = []
-            for *xs, n in itertools.product(*values.values(), datasets):
-                if (n > 0) != fixed:
-                    continue
-                st = {k: list(base.per_phase(k)) if x is None else [x] * len(phases)
-                      for k, x in zip(values, xs)}
-                if a.lr:
-                    st["lr_A"] = st["lr_V"]
-                if fixed:
-                    require(max(st["batch"]) <= n, "axes.dataset",
-                            f"a fixed dataset of {n} samples needs batch <= {n}, got "
-                            f"{max(st['batch'])}")
-                    require(not cfg.population, "axes.dataset",
-                            "population mode has no dataset")
-                labels = {"optimizer": opt, "N": N, "T": T, "Q": Q, "dataset": int(n),
-                          **{k: fmt_setting(v) for k, v in st.items()}}
-                runs += [run(int(seed), {**labels, "seed": int(seed)}, dataset=int(n), **st)
-                         for seed in spec.seeds]
-            if runs:
-                out[group_name(opt, N, T, Q, fixed)] = RunSpec(cfg, tuple(runs),
-                                                               chunk_steps=spec.chunk_steps)
+        parts: dict = {}  # (fixed, steps per phase) -> runs
+        for combo in ax.combinations(a, spec.phase_axes):
+            st, n, extra = ax.settings_of(base, combo)
+            if n > 0:
+                require(max(st["batch"]) <= n, "axes.dataset",
+                        f"a fixed dataset of {n} samples needs batch <= {n}, got "
+                        f"{max(st['batch'])}")
+                require(not cfg.population, "axes.dataset", "population mode has no dataset")
+            steps = ax.phase_steps(base, spec.samples, st["batch"])
+            labels = {"optimizer": opt, "N": N, "T": T, "Q": Q, "dataset": n,
+                      **{k: fmt_setting(v) for k, v in st.items()}, **extra}
+            parts.setdefault((n > 0, steps), []).extend(
+                run(int(seed), {**labels, "seed": int(seed)}, dataset=n, **st)
+                for seed in spec.seeds)
+        for (fixed, steps), runs in sorted(parts.items()):
+            c, name = cfg, group_name(opt, N, T, Q, fixed)
+            if any(spec.samples):
+                c = _combination(dataclasses.replace(base, phases=tuple(
+                    dataclasses.replace(p, steps=k) for p, k in zip(base.phases, steps))),
+                    opt, N, T, Q)
+                name += ax.steps_suffix(steps)
+            out[name] = RunSpec(c, tuple(runs), chunk_steps=spec.chunk_steps)
     return out
 
 

@@ -1,7 +1,7 @@
 """A sweep's tidy tables: one row per run (``table_rows``, ``OUT/table.csv``), medians over
 seeds per setting (``summarize``, ``OUT/summary.csv``), and the summary as text. Settings are
 numeric columns named as in ``Runs.to_dataframe`` (``scbjax.engine.tables``): ``batch``,
-``lr_V``... for a 1-phase base config, ``batch_1``, ``batch_2``... one per phase otherwise."""
+``lr_V``... for a 1-phase base config, ``batch_0``, ``batch_1``... one per phase otherwise."""
 
 from __future__ import annotations
 

@@ -131,7 +131,7 @@ class Runs:
     def to_dataframe(self):
         """A pandas DataFrame, one row per run: ``run`` (its index in the spec), ``seed``, the
         labels, the settings as numbers (``batch``, ``lr_V``... for a 1-phase config;
-        ``batch_1``, ``batch_2``... one per phase otherwise; ``dataset``), ``diverged_step``,
+        ``batch_0``, ``batch_1``... one per phase otherwise; ``dataset``), ``diverged_step``,
         the final ``samples`` and the final value of every metric. A label named like a
         column is left out when it holds its values, else named ``label_<name>``
         (``scbjax.engine.tables``). Needs pandas (``pip install 'scbjax[tables]'``)."""

@@ -2,8 +2,9 @@
 ``table.csv``.
 
 Settings are numeric columns named after the setting (``batch``, ``lr_V``, ``lr_A``, ``lam``,
-``dataset``) when the config has one phase, and ``<name>_<p>`` for phase p = 1, 2, ... when it
-has several (``batch_1``, ``batch_2``); ``dataset`` is one column. A label named like another
+``dataset``) when the config has one phase, and ``<name>_<p>`` for phase p = 0, 1, ... (the
+index of ``phases[p]``, as in a sweep's per-phase axes and their labels) when it has several
+(``batch_0``, ``batch_1``); ``dataset`` is one column. A label named like another
 column is left out when it holds that column's values (``seed``; a sweep's labels that are its
 settings as text, ``0.05/0.02``), else kept as ``label_<name>``. pandas (``scbjax[tables]``)
 is imported only to build a DataFrame.
@@ -28,7 +29,7 @@ def setting_names(n_phases: int, names=PER_RUN) -> list[str]:
     """The columns of per-phase settings ``names`` under a config of ``n_phases`` phases."""
     if n_phases == 1:
         return list(names)
-    return [f"{k}_{p + 1}" for k in names for p in range(n_phases)]
+    return [f"{k}_{p}" for k in names for p in range(n_phases)]
 
 
 def setting_columns(runs) -> dict[str, np.ndarray]:

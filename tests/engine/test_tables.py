@@ -54,8 +54,8 @@ def test_a_two_phase_config_gives_a_column_per_phase(runs):
         assert k not in df.columns
         for p in (0, 1):
             np.testing.assert_array_equal(df[f"{k}_{p + 1}"].to_numpy(), r[f"settings/{k}"][:, p])
-    assert df["batch_1"].tolist() == [4, 2] and df["batch_2"].tolist() == [8, 6]
-    np.testing.assert_array_equal(df["lr_V_2"], np.float32([0.02, 0.03]))
+    assert df["batch_0"].tolist() == [4, 2] and df["batch_1"].tolist() == [8, 6]
+    np.testing.assert_array_equal(df["lr_V_1"], np.float32([0.02, 0.03]))
     assert df["samples"].tolist() == [10 * 4 + 5 * 8, 10 * 2 + 5 * 6]
 
 
@@ -123,8 +123,8 @@ def test_the_sweep_table_has_the_setting_columns_of_to_dataframe(runs):
                                                   else float] * len(r)
             np.testing.assert_array_equal(np.asarray([x[k] for x in rows], df[k].dtype), df[k])
     rows = table_rows(runs[1])
-    assert [(x["batch_1"], x["batch_2"], x["lr_V_2"]) for x in rows] == [(4, 8, 0.02),
+    assert [(x["batch_0"], x["batch_1"], x["lr_V_1"]) for x in rows] == [(4, 8, 0.02),
                                                                        (2, 6, 0.03)]
-    assert b"lr_V_1,lr_V_2" in csv_bytes(rows) and b",0.03," in csv_bytes(rows)
+    assert b"lr_V_0,lr_V_1" in csv_bytes(rows) and b",0.03," in csv_bytes(rows)
     summary, _ = summarize(rows)
-    assert [d["batch_2"] for d in summary] == [8, 6] and "batch_2" in format_summary(summary)
+    assert [d["batch_1"] for d in summary] == [8, 6] and "batch_1" in format_summary(summary)
