@@ -43,7 +43,7 @@ def test_equal_samples_budget_gives_every_run_the_budget(tmp_path):
     rows = res["rows"]
     assert len(rows) == 4
     assert {r["samples"] for r in rows} == {24}
-    assert {(r["batch"], r["steps"]) for r in rows} == {("2/2", 12), ("4/2", 8)}
+    assert {(r["batch_0"], r["batch_1"], r["steps"]) for r in rows} == {(2, 2, 12), (4, 2, 8)}
     runs = load_runs(tmp_path / "out" / "groups" / "ppd_N4_T5_Q2_steps4-4")
     assert runs.select(batch_0=4).samples[:, -1].tolist() == [24, 24]
     with pytest.raises(KeyError):

@@ -53,7 +53,7 @@ def test_a_two_phase_config_gives_a_column_per_phase(runs):
     for k in ("batch", "lr_V", "lr_A", "lam"):
         assert k not in df.columns
         for p in (0, 1):
-            np.testing.assert_array_equal(df[f"{k}_{p + 1}"].to_numpy(), r[f"settings/{k}"][:, p])
+            np.testing.assert_array_equal(df[f"{k}_{p}"].to_numpy(), r[f"settings/{k}"][:, p])
     assert df["batch_0"].tolist() == [4, 2] and df["batch_1"].tolist() == [8, 6]
     np.testing.assert_array_equal(df["lr_V_1"], np.float32([0.02, 0.03]))
     assert df["samples"].tolist() == [10 * 4 + 5 * 8, 10 * 2 + 5 * 6]
@@ -114,7 +114,7 @@ def test_without_pandas_the_error_says_how_to_install_it(runs, monkeypatch):
 def test_the_sweep_table_has_the_setting_columns_of_to_dataframe(runs):
     for r, names in ((runs[0], ["dataset", "batch", "lr_V", "lr_A", "lam"]),
                      (runs[1], ["dataset"] + [f"{k}_{p}" for k in ("batch", "lr_V", "lr_A", "lam")
-                                              for p in (1, 2)])):
+                                              for p in (0, 1)])):
         rows, df = table_rows(r), r.to_dataframe()
         cols = list(rows[0])
         assert cols[cols.index("Q") + 1:cols.index("steps")] == names
