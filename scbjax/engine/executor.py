@@ -8,13 +8,13 @@ hash and the format version) between chunks. One process at a time writes a fold
 its hash resumes; results or a checkpoint of another configuration are refused unless
 ``overwrite`` (``results.check_other``); a damaged file restarts the spec, saying so. A run
 whose parameters turn non-finite is flagged with its step; the others go on. Progress: one
-line per chunk (spec, step of total, sample-steps/s, time left for the spec and the job).
+line per chunk (spec, step of total, sample-steps/s, time left for the spec and the job),
+rewritten in place on a terminal (``progress.Log``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -29,35 +29,12 @@ from scbjax.engine import checkpoint, outdir
 from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
 from scbjax.engine.resources import check_fits
 from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
+from scbjax.engine.progress import Job, Log
 from scbjax.engine.spec import FORMAT, RunSpec, check_input, check_name, digest_arrays
 from scbjax.engine import results
 from scbjax.engine.results import check_files, check_other, reuse
 from scbjax.engine.store import CHECKPOINT, Runs, RunSet, load_runs
 from scbjax.sim.train import METRICS, RunSettings, initial_metrics, intervals, make_stepper
-
-
-class Log:
-    """Progress and notices on stderr, one line each; silent when ``quiet``."""
-
-    def __init__(self, quiet: bool = False, stream=None):
-        self.quiet, self.stream = quiet, stream
-
-    def __call__(self, text: str) -> None:
-        if not self.quiet:
-            s = self.stream or sys.stderr
-            s.write(text + "\n")
-            s.flush()
-
-
-class Job:
-    """Samples planned and done over a whole job, for its ETA."""
-
-    def __init__(self, total_samples: int = 0):
-        self.total, self.done, self.t0 = total_samples, 0, time.perf_counter()
-
-    def eta(self) -> float:
-        el = time.perf_counter() - self.t0
-        return el / self.done * max(self.total - self.done, 0) if self.done else float("nan")
 
 
 # --- One spec -----------------------------------------------------------------------------
@@ -126,6 +103,9 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     def say(text: str) -> None:
         log(tag + text)
 
+    def progress(text: str) -> None:
+        log.progress(tag + text)
+
     check_files(sdir)
     with outdir.hold(sdir, str(sdir)):
         check_other(sdir, key, overwrite)
@@ -141,7 +121,10 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
         g = _init(name, spec, tasks, params0)
         if on_start is not None:
             on_start()
-        timings = _loop(spec, g, sdir / CHECKPOINT, key, job, say)
+        try:
+            timings = _loop(spec, g, sdir / CHECKPOINT, key, job, say, progress)
+        finally:
+            log.end()
         return _write(name, spec, sdir, key, g, timings, say)
 
 
@@ -206,9 +189,10 @@ def _init(name: str, spec: RunSpec, tasks, params0) -> _Group:
 
 
 def _loop(spec: RunSpec, g: _Group, ckpt: Path, key: str, job: Job,
-          say: Callable[[str], None]) -> dict:
+          say: Callable[[str], None], progress: Callable[[str], None]) -> dict:
     """Advance ``g`` chunk by chunk to the end (resumed from ``ckpt`` if it holds this
-    spec), with a checkpoint and a progress line after each chunk; return the timings."""
+    spec), with a checkpoint and a ``progress`` line after each chunk; return the timings.
+    The rates and times left count chunk time only (compilation excluded)."""
     cfg = spec.config
     R = len(spec.runs)
     start, length, phase = intervals(cfg)
@@ -254,17 +238,17 @@ def _loop(spec: RunSpec, g: _Group, ckpt: Path, key: str, job: Job,
         g.next_interval = sel[-1] + 1
         n_samp = int(ln.sum()) * int(batch_R[:, p].sum())
         samples_done += n_samp
-        job.done += n_samp
         checkpoint.save(ckpt, key, g.state, g.metrics, g.next_interval, R)
+        job.ran(n_samp, time.perf_counter() - t0)
         step = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
         PROGRESS.update(step=step)
         el = time.perf_counter() - t_run0 - compile_s
         left = el / max(samples_done, 1) * max(spec.samples() - _samples_through(
             step, cfg, batch_R), 0)
         total_left = job.eta()
-        say(f"step {step:>7d}/{cfg.total_steps}  {n_samp / max(dt, 1e-9):9.3g} "
-            f"sample-steps/s  left ~{left:5.0f}s" + (f"  (job ~{total_left:5.0f}s)"
-                                                    if job.total > spec.samples() else ""))
+        progress(f"step {step:>7d}/{cfg.total_steps}  {n_samp / max(dt, 1e-9):9.3g} "
+                 f"sample-steps/s  left ~{left:5.0f}s" + (f"  (job ~{total_left:5.0f}s)"
+                                                          if job.total > spec.samples() else ""))
     run_s = time.perf_counter() - t_run0 - compile_s
     return {"compile_s": compile_s, "run_s": run_s,
             "sample_steps_per_s": samples_done / max(run_s, 1e-9)}
