@@ -6,9 +6,10 @@ test files, rebuilt from new closures that jit's in-memory cache does not recogn
 persistent compilation cache, fresh for each test process (each pytest-xdist worker has its
 own: no two processes write one entry), compiles each program once per worker. It changes no
 result: a cached executable is the one XLA built for the same program, backend and versions.
-It is not passed to the CLI subprocesses that tests start: XLA's CPU loader logs an error-level
-line for each executable it loads from a cache ("+prefer-no-gather is not supported"), which
-would break the tests of one-line messages on stderr. A cache dir set by the user
+It is passed to a CLI subprocess only where a test asks for it (``cached_env``, which also
+silences XLA's C++ log): XLA's CPU loader logs an error-level line for each executable it
+loads from a cache ("+prefer-no-gather is not supported"), which would break the tests of
+one-line messages on stderr. A cache dir set by the user
 (JAX_COMPILATION_CACHE_DIR) is left alone.
 """
 
@@ -36,3 +37,14 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     for d in _OWN_CACHE:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def cached_env() -> dict:
+    """Environment for a test's CLI subprocess that shares this worker's compilation cache
+    (programs the worker compiled are loaded, not compiled again), with XLA's C++ log silenced
+    (it says "Loading XLA:CPU AOT result ..." on stderr for each cached program). Empty when
+    the cache is the user's (left alone)."""
+    if not _OWN_CACHE:
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": _OWN_CACHE[0],
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -16,6 +16,7 @@ from scbjax.app.reproduce import claims_table
 from scbjax.engine import executor
 from scbjax.engine.outdir import JOB_FILE
 from scbjax.studies.base import Claim
+from conftest import cached_env
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 _spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
@@ -211,7 +212,8 @@ def test_killed_reproduce_resumes_to_the_same_results(tiny_run, tmp_path):
     out, figs = tmp_path / "out", tmp_path / "figs"
     cmd = [sys.executable, "-m", "scbjax", "reproduce", "--tiny", "--only", "scaling",
            "--out", str(out), "--figures", str(figs)]
-    env = {**__import__("os").environ, "JAX_PLATFORMS": "cpu"}
+    # the worker's compilation cache: the tiny run above compiled these programs already
+    env = {**__import__("os").environ, "JAX_PLATFORMS": "cpu", **cached_env()}
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
     try:
@@ -251,7 +253,7 @@ def test_sigint_to_reproduce_exits_130_with_one_line_and_resumes(tmp_path):
     out, figs = tmp_path / "out", tmp_path / "figs"
     cmd = [sys.executable, "-m", "scbjax", "reproduce", "--tiny", "--only", "population",
            "--out", str(out), "--figures", str(figs)]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", **cached_env()}
     p = subprocess.Popen(cmd + ["--quiet"], env=env, text=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
     t0 = time.time()
