@@ -48,3 +48,15 @@ def cached_env() -> dict:
         return {}
     return {"JAX_COMPILATION_CACHE_DIR": _OWN_CACHE[0],
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def wait_for_file(p, out, pattern: str, timeout: float = 300) -> None:
+    """Until the running process ``p`` has written a file matching ``pattern`` under ``out``
+    (it must not finish first, nor take longer than ``timeout`` seconds)."""
+    import time
+
+    t0 = time.time()
+    while not list(out.glob(pattern)):
+        assert p.poll() is None, f"finished before {pattern} appeared"
+        assert time.time() - t0 < timeout
+        time.sleep(0.01)

@@ -23,6 +23,7 @@ from scbjax.engine import resources
 from scbjax.engine.spec import check_name
 from scbjax.util.errors import ConfigError
 from scbjax.core.task import check_tasks, stationary_np
+from conftest import wait_for_file
 
 FAST = settings(max_examples=25, deadline=None)
 F32_MAX = float(np.finfo(np.float32).max)
@@ -1060,12 +1061,8 @@ def interrupt_after_checkpoint(cmd, out, pattern, cwd, timeout=120, sig=None):
     p = subprocess.Popen([sys.executable, "-m", "scbjax", *cmd], cwd=cwd, text=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    t0 = time.time()
     try:
-        while not list(out.glob(pattern)):
-            assert p.poll() is None, "finished before any checkpoint appeared"
-            assert time.time() - t0 < timeout
-            time.sleep(0.01)
+        wait_for_file(p, out, pattern, timeout)
         t1 = time.time()
         p.send_signal(signal.SIGINT if sig is None else sig)
         _, err = p.communicate(timeout=timeout)

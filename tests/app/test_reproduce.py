@@ -16,7 +16,7 @@ from scbjax.app.reproduce import claims_table
 from scbjax.engine import executor
 from scbjax.engine.outdir import JOB_FILE
 from scbjax.studies.base import Claim
-from conftest import cached_env
+from conftest import cached_env, wait_for_file
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 _spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
@@ -206,7 +206,6 @@ def test_killed_reproduce_resumes_to_the_same_results(tiny_run, tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     _, ref, _ = tiny_run
     out, figs = tmp_path / "out", tmp_path / "figs"
@@ -215,12 +214,8 @@ def test_killed_reproduce_resumes_to_the_same_results(tiny_run, tmp_path):
     # the worker's compilation cache: the tiny run above compiled these programs already
     env = {**__import__("os").environ, "JAX_PLATFORMS": "cpu", **cached_env()}
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.time()
     try:
-        while not list(out.glob("scaling/*/checkpoint.npz")):
-            assert p.poll() is None, "finished before any checkpoint appeared"
-            assert time.time() - t0 < 300
-            time.sleep(0.01)
+        wait_for_file(p, out, "scaling/*/checkpoint.npz")
         p.send_signal(signal.SIGKILL)
     finally:
         p.wait()
@@ -248,7 +243,6 @@ def test_sigint_to_reproduce_exits_130_with_one_line_and_resumes(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     out, figs = tmp_path / "out", tmp_path / "figs"
     cmd = [sys.executable, "-m", "scbjax", "reproduce", "--tiny", "--only", "population",
@@ -256,12 +250,8 @@ def test_sigint_to_reproduce_exits_130_with_one_line_and_resumes(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu", **cached_env()}
     p = subprocess.Popen(cmd + ["--quiet"], env=env, text=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
-    t0 = time.time()
     try:
-        while not list(out.glob("population/*/checkpoint.npz")):
-            assert p.poll() is None, "finished before any checkpoint appeared"
-            assert time.time() - t0 < 300
-            time.sleep(0.01)
+        wait_for_file(p, out, "population/*/checkpoint.npz")
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=300)
     finally:

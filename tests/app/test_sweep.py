@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -21,6 +20,7 @@ from scbjax.util.errors import ConfigError
 from scbjax.app.sweep import groups, load_table, run_sweep, spec_from_dict, specs
 from scbjax.sim.train import (RunSettings, default_settings, intervals, make_stepper, make_train,
                           permute_index)
+from conftest import wait_for_file
 
 TASK = s.TaskConfig(N=5, T=6, Q=2)
 
@@ -263,11 +263,7 @@ def test_four_devices_equal_one(reference, tmp_path):
 
 def wait_for_checkpoint(p: subprocess.Popen, out) -> None:
     """Until the running sweep ``p`` has written its first checkpoint under ``out``."""
-    t0 = time.time()
-    while not list(out.glob("groups/*/checkpoint.npz")):
-        assert p.poll() is None, "finished before any checkpoint appeared"
-        assert time.time() - t0 < 120
-        time.sleep(0.01)
+    wait_for_file(p, out, "groups/*/checkpoint.npz", timeout=120)
 
 
 def test_killed_sweep_resumes_to_the_same_results(reference, tmp_path):
