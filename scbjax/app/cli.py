@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--full", dest="mode", action="store_const", const="full",
                    help="publication setting: more seeds, larger T (sized for a GPU)")
     m.add_argument("--tiny", dest="mode", action="store_const", const="tiny",
-                   help="miniature sizes: checks the pipeline end to end in seconds (claims "
+                   help="miniature sizes: checks the pipeline end to end in about two minutes on 2 "
+                   "cores, mostly compilation (claims "
                    "are not meaningful there)")
     r.set_defaults(mode="quick")
     r.add_argument("--out", type=_path, default=None,
