@@ -152,6 +152,15 @@ class RunSet(dict):
             raise KeyError(f"no runs named {name!r} (have: {', '.join(self)})")
         return dict.__getitem__(self, name)
 
+    def to_dataframe(self):
+        """Every spec's ``Runs.to_dataframe()`` in one DataFrame, with a first column ``spec``
+        (its name); columns one spec lacks are empty (NaN) in its rows."""
+        return tables.concat({k: v.to_dataframe() for k, v in self.items()})
+
+    def curves(self, metrics=None):
+        """Every spec's ``Runs.curves(metrics)`` in one long DataFrame, with a column ``spec``."""
+        return tables.concat({k: v.curves(metrics) for k, v in self.items()})
+
 
 def _check_meta(meta, where: str) -> dict:
     if not isinstance(meta, dict):

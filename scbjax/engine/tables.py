@@ -127,3 +127,12 @@ def curves(runs, metrics=None):
     cols["value"] = (np.stack(values, axis=1).reshape(-1) if M else
                      np.zeros(0, np.float32))
     return pd.DataFrame(cols)
+
+
+def concat(frames: dict):
+    """DataFrames by spec name, stacked with a first column ``spec``."""
+    pd = pandas()
+    if not frames:
+        return pd.DataFrame({"spec": []})
+    parts = [df.assign(spec=name)[["spec", *df.columns]] for name, df in frames.items()]
+    return pd.concat(parts, ignore_index=True)

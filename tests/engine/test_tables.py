@@ -128,3 +128,17 @@ def test_the_sweep_table_has_the_setting_columns_of_to_dataframe(runs):
     assert b"lr_V_0,lr_V_1" in csv_bytes(rows) and b",0.03," in csv_bytes(rows)
     summary, _ = summarize(rows)
     assert [d["batch_1"] for d in summary] == [8, 6] and "batch_1" in format_summary(summary)
+
+
+def test_a_runset_stacks_its_specs_with_a_spec_column(runs):
+    from scbjax.engine.store import RunSet
+    rs = RunSet(one=runs[0], two=runs[1])
+    df = rs.to_dataframe()
+    assert df.columns[0] == "spec" and len(df) == len(runs[0]) + len(runs[1])
+    assert df["spec"].tolist() == ["one"] * 4 + ["two"] * 2
+    np.testing.assert_array_equal(df[df.spec == "one"]["rel_dist_A"],
+                                  runs[0].final("rel_dist_A"))
+    assert df[df.spec == "one"]["batch_1"].isna().all()  # a column only "two" has
+    long = rs.curves("dist_A")
+    assert len(long) == sum(len(r) * len(r.steps) for r in runs)
+    assert set(long["spec"]) == {"one", "two"} and set(long["metric"]) == {"dist_A"}
