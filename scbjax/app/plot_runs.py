@@ -49,12 +49,19 @@ def given_options(a: argparse.Namespace) -> list[str]:
 
 @dataclasses.dataclass
 class Table:
-    """The runs of one or more spec folders: labels (as text) [R], metrics [R, L]."""
+    """The runs of one or more spec folders: labels (as text) [R]; metrics, samples and steps
+    [R, L], NaN after each run's own ``length`` [R] of log points (folders of sweep groups
+    with different step counts, e.g. an equal-samples sweep)."""
     labels: dict[str, np.ndarray]
     metrics: dict[str, np.ndarray]
     samples: np.ndarray
     steps: np.ndarray
+    length: np.ndarray
     what: str
+
+    def final(self, name: str, m: np.ndarray) -> np.ndarray:
+        """The last logged value of metric ``name`` of the runs in ``m`` [r, 1]."""
+        return self.metrics[name][m, self.length[m] - 1][:, None]
 
     def mask(self, **values) -> np.ndarray:
         m = np.ones(len(self.samples), bool)
@@ -83,15 +90,19 @@ def load_table(out: Path) -> Table:
         raise ConfigError("RESULTS_DIR", f"{out}: a sweep output without groups/")
     runs = [load_runs(d) for d in dirs]
     names = [k for k in runs[0].label_names if all(k in r.label_names for r in runs)]
-    for r in runs[1:]:
-        if not np.array_equal(r.steps, runs[0].steps):
-            raise ConfigError("RESULTS_DIR", f"{r.name} and {runs[0].name} have different log "
-                              "points: plot them one at a time")
     metrics = sorted(k[8:] for k in runs[0].arrays if k.startswith("metrics/"))
-    cat = np.concatenate
-    return Table(labels={k: cat([r.label(k).astype(str) for r in runs]) for k in names},
-                 metrics={m: cat([r.metric(m) for r in runs]).astype(float) for m in metrics},
-                 samples=cat([r.samples for r in runs]), steps=runs[0].steps,
+    L = max(len(r.steps) for r in runs)
+
+    def cat(per_run):  # [r, l] arrays of each folder -> [R, L] float, NaN-padded
+        return np.concatenate([np.pad(np.asarray(x, float), ((0, 0), (0, L - x.shape[1])),
+                                      constant_values=np.nan) for x in per_run])
+
+    return Table(labels={k: np.concatenate([r.label(k).astype(str) for r in runs])
+                         for k in names},
+                 metrics={m: cat([r.metric(m) for r in runs]) for m in metrics},
+                 samples=cat([r.samples for r in runs]),
+                 steps=cat([np.broadcast_to(r.steps, (len(r), len(r.steps))) for r in runs]),
+                 length=np.concatenate([np.full(len(r), len(r.steps)) for r in runs]),
                  what=f"{kind} {out.resolve().name}")
 
 
@@ -139,8 +150,9 @@ def ordered(values) -> list[str]:
 
 
 def _cells(t: Table, a, keep: dict) -> list[tuple]:
-    """(col value, hue value, run mask) of every panel and line; runs of a line that differ
-    in a label other than the seed, --hue, --col and --x are refused."""
+    """(col value, hue value, run mask) of every panel and line; runs of a line (of one --x
+    value, with --final) that differ in a label other than the seed, --hue, --col and --x are
+    refused."""
     base = t.mask(**keep)
     cols = ordered(t.labels[a.col][base]) if a.col else [None]
     hues = ordered(t.labels[a.hue][base]) if a.hue else [None]
@@ -151,7 +163,11 @@ def _cells(t: Table, a, keep: dict) -> list[tuple]:
             m = base & t.mask(**{k: v for k, v in ((a.col, c), (a.hue, h)) if k})
             if not m.any():
                 continue
-            differ = {k: vs for k in free if len(vs := ordered(t.labels[k][m])) > 1}
+            # with --final, labels that go with --x (zipped axes: batch and lr) may vary
+            parts = ([m & (t.labels[a.x] == v) for v in ordered(t.labels[a.x][m])]
+                     if a.final else [m])
+            differ = {k: vs for p in parts for k in free
+                      if len(vs := ordered(t.labels[k][p])) > 1}
             if differ:
                 raise ConfigError("--hue", "the runs of one line differ in " + ", ".join(
                     f"{k} ({', '.join(vs)})" for k, vs in differ.items()) + " besides the "
@@ -178,7 +194,7 @@ def curves(t: Table, a: argparse.Namespace) -> dict:
         if a.final:
             data[(c, h)] = _final_points(t, a, m)
             continue
-        x, Y = _x_of(t, a.x or "samples", m), t.metrics[a.y][m]
+        x, Y = _x_of(t, a.x or "samples", m), t.metrics[a.y][m][:, :t.length[m][0]]
         keep = x > 0 if a.logx else np.ones(len(x), bool)  # as plots.band: no 0 on a log axis
         data[(c, h)] = (x[keep], *_stats(Y[:, keep]), Y[:, keep])
     return data
@@ -218,9 +234,15 @@ def draw(t: Table, a: argparse.Namespace, data: dict):
 
 
 def _x_of(t: Table, xname: str, m: np.ndarray) -> np.ndarray:
+    n = t.length[m][0]
+    st = t.steps[m][:, :n]
+    if not ((t.length[m] == n).all() and (st == st[:1]).all()):
+        raise ConfigError("--x", "the runs of one line have different log points (groups with "
+                          "different step counts): give the label that tells them apart as "
+                          "--hue, --col or --where, or plot --final")
     if xname == "steps":
-        return t.steps.astype(float)
-    s = t.samples[m]
+        return st[0]
+    s = t.samples[m][:, :n]
     if not (s == s[:1]).all():
         raise ConfigError("--x", "the runs of one line see different samples per log point: "
                           "use --x steps")
@@ -230,7 +252,7 @@ def _x_of(t: Table, xname: str, m: np.ndarray) -> np.ndarray:
 def _final_points(t: Table, a, m: np.ndarray):
     """(x, median, lo, hi, finals) of the final --y over the runs of each --x value."""
     xs = ordered(t.labels[a.x][m])
-    finals = [t.metrics[a.y][m & (t.labels[a.x] == v)][:, -1:] for v in xs]
+    finals = [t.final(a.y, m & (t.labels[a.x] == v)) for v in xs]
     stats = [_stats(f) for f in finals]
     med, lo, hi = (np.array([s[i][0] for s in stats]) for i in range(3))
     try:

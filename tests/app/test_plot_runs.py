@@ -179,3 +179,40 @@ def test_a_tracked_figure_is_replaced_only_when_asked(train, tmp_path, capsys):
     assert png.read_bytes() == b"mine"
     assert main(["plot", str(out), "--figures", str(png.parent)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+EQUAL = """name = "equal"
+seeds = 2
+[base]
+log_every = 2
+[base.task]
+N = 4
+T = 5
+Q = 2
+[[base.phases]]
+samples = 32
+batch = 4
+[axes]
+batch = [2, 4]
+lr_V = [0.05, 0.1]
+zip = [["batch", "lr_V"]]
+"""
+
+
+def test_an_equal_samples_sweep_plots_groups_with_different_log_points(tmp_path, capsys):
+    (tmp_path / "spec.toml").write_text(EQUAL)
+    sw = tmp_path / "sw"
+    assert main(["sweep", str(tmp_path / "spec.toml"), "--out", str(sw), "--quiet"]) == 0
+    t = load_table(sw)
+    assert sorted(set(t.length.tolist())) == [5, 9]  # 8 and 16 steps, logged every 2
+    ((_, (x, med, lo, hi, finals)),) = curves(t, options("--final", "--x", "batch")).items()
+    np.testing.assert_array_equal(x, [2.0, 4.0])
+    for b, f in zip((2, 4), finals):  # each run's own last log point
+        g = next(load_runs(d) for d in (sw / "groups").iterdir()
+                 if load_runs(d).config.phases[0].steps == 32 // b)
+        np.testing.assert_array_equal(f[:, 0], g.final("excess_loss").astype(float))
+    data = curves(t, options("--hue", "batch"))
+    assert [len(v[0]) for v in data.values()] == [9, 5]
+    assert all(v[0][-1] == 32 for v in data.values())  # the budget, in both groups
+    assert main(["plot", str(sw), "--figures", str(tmp_path / "f")]) == 2
+    assert "differ in batch (2, 4), lr_V" in capsys.readouterr().err  # one line, two groups
