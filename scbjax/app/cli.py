@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_sweep_parser(sub) -> None:
     w = sub.add_parser("sweep", help="run (or resume) a sweep spec: seeds x hyperparameters x "
                        "batch / dataset sizes x task shapes",
-                       description="Run a sweep spec (TOML or JSON, see README 'Sweeps'): one "
+                       description="Run a sweep spec (TOML or JSON, see docs/sweeps.md): one "
                        "compiled call per task shape and optimizer, the runs sharded over all "
                        "devices, a checkpoint after each chunk of steps. Rerunning the same "
                        "command resumes where it stopped and skips finished groups. Writes "

@@ -50,7 +50,7 @@ HPARAMS = tuple(n for n in PER_RUN if fields.hints(Phase)[n] is float)  # passed
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Static configuration of a run. Options marked [recon] are reconstructions (see README).
+    """Static configuration of a run. Options marked [recon] are reconstructions (docs/design.md, docs/spec.md).
 
     - ``optimizer``: "ppd" (the paper's method), "sgd", "adam" or a registered name.
     - ``mu``: preconditioner uses the "true" mu or an "estimate" from token counts [recon].

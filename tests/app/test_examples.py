@@ -28,3 +28,19 @@ def test_example_runs_at_a_tiny_size(name, tmp_path):
 
 def test_every_example_is_tested():
     assert {p.name for p in EXAMPLES.glob("*.py")} == set(WANT)
+
+
+def test_the_api_form_in_the_usage_guide_runs_and_has_the_lines_it_says(tmp_path):
+    text = (EXAMPLES.parent / "docs" / "usage.md").read_text()
+    part = text.split("## One question three ways")[1]
+    code = part.split("```python\n")[1].split("```")[0]
+    assert "(8 lines)" in part and len(code.strip().splitlines()) == 8
+    tiny = "s.TaskConfig(N=4, T=8, Q=2), 800"
+    small = (code.replace("s.TaskConfig(N=10, T=64, Q=2), 200_000", tiny)
+             .replace("range(8)", "range(2)").replace('"runs/eq"', repr(str(tmp_path / "eq"))))
+    assert small != code and "range(2)" in small and "800" in small
+    r = subprocess.run([sys.executable, "-c", small], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = re.findall(r"^(4|16|64)\s+0\.\d+$", r.stdout, re.M)
+    assert rows == ["4", "16", "64"], r.stdout
