@@ -26,7 +26,7 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from scbjax.core.sampler import _ROT, _fused_ok
+from scbjax.core.sampler import _ROT, Batch, _fused_ok
 from scbjax.sim.config import TrainConfig
 from scbjax.util.errors import require
 
@@ -99,6 +99,33 @@ def _soft(x, t):
     return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0.0)
 
 
+def _draw(k1, k2, t, cmu_N, cq_NxL, cP_NxN, T: int, BP: int):
+    """Step t's batch (``sampler.sample(fold_in(key, t), task, B)`` in the first B of BP rows):
+    (uniforms BP x L, tokens BP x L (the first T + 1 are x_1..x_T, k), query, target). The
+    cdfs padded with 2; a draw counts the entries <= u (one-hot sums for the row gathers)."""
+    NP, L = cP_NxN.shape[0], cq_NxL.shape[1]
+    iN, col_BxL = _iota((NP,), 0), _iota((BP, L), 1)
+    ctr_BxL = (_iota((BP, L), 0) * (T + 3) + col_BxL).astype(_U32)  # positional counters
+    n1, n2 = _threefry(k1, k2, _U32(0), t.astype(_U32))  # fold_in(key, t)
+    b1, b2 = _threefry(n1, n2, jnp.zeros((BP, L), _U32), ctr_BxL)
+    mant = ((b1 ^ b2) >> _U32(9)) | _U32(0x3F800000)
+    u_BxL = jnp.maximum(0.0, jax.lax.bitcast_convert_type(mant, jnp.float32) - 1.0)
+    x_BxL = jnp.sum((cmu_N[None, None, :] <= u_BxL[:, :, None]).astype(jnp.int32), 2)
+
+    def col(M, j):
+        return jnp.sum(jnp.where(col_BxL == j, M, jnp.zeros_like(M)), axis=1)
+
+    k_B, us_B, uo_B = col(x_BxL, T), col(u_BxL, T + 1), col(u_BxL, T + 2)
+    q_BxN = k_B[:, None] == iN[None, :]
+    cq_BxL = jnp.sum(jnp.where(q_BxN[:, :, None], cq_NxL[None], 0.0), axis=1)
+    s_B = jnp.sum((cq_BxL <= us_B[:, None]).astype(jnp.int32), axis=1)
+    xs_B = jnp.sum(jnp.where(col_BxL == s_B[:, None], x_BxL, 0), axis=1)  # x_{s_b}
+    xs_BxN = xs_B[:, None] == iN[None, :]
+    cP_BxN = jnp.sum(jnp.where(xs_BxN[:, :, None], cP_NxN[None], 0.0), axis=1)
+    y_B = jnp.sum((cP_BxN <= uo_B[:, None]).astype(jnp.int32), axis=1)
+    return u_BxL, x_BxL, k_B, y_B
+
+
 def make_kernel(config: TrainConfig, max_batch: int, masked: bool):
     """The kernel body and its padded sizes (NP, L, BP, PP)."""
     N, T, B = config.task.N, config.task.T, max_batch
@@ -116,8 +143,7 @@ def make_kernel(config: TrainConfig, max_batch: int, masked: bool):
         mu_N, cmu_N, cq_NxL, cP_NxN = mu_ref[...], cmu_ref[...], cq_ref[...], cP_ref[...]
         hp_4xP, bt_P = [hp_ref[i] for i in range(4)], bt_ref[...]
         iN = _iota((NP,), 0)
-        row_B, col_BxL = _iota((BP,), 0), _iota((BP, L), 1)
-        ctr_BxL = (_iota((BP, L), 0) * (T + 3) + col_BxL).astype(_U32)  # positional counters
+        row_B = _iota((BP,), 0)
         tok_BxLxN = _iota((BP, L, NP), 2)
         okV = (_iota((NP, NP), 0) < N) & (_iota((NP, NP), 1) < N)
         okA = (_iota((L, NP), 0) < T) & (_iota((L, NP), 1) < N)
@@ -133,24 +159,8 @@ def make_kernel(config: TrainConfig, max_batch: int, masked: bool):
             p = sum((t >= s).astype(jnp.int32) for s in starts) if starts else 0
             hp = [_pick(hp_4xP[i], p) for i in range(3)]
             lr_V, lr_A, lam = hp
-            # the batch: inverse-CDF draws from the step's uniforms (sampler.sample)
-            n1, n2 = _threefry(k1, k2, _U32(0), t.astype(_U32))
-            b1, b2 = _threefry(n1, n2, jnp.zeros((BP, L), _U32), ctr_BxL)
-            mant = ((b1 ^ b2) >> _U32(9)) | _U32(0x3F800000)
-            u_BxL = jnp.maximum(0.0, jax.lax.bitcast_convert_type(mant, f32) - 1.0)
-            x_BxL = jnp.sum((cmu_N[None, None, :] <= u_BxL[:, :, None]).astype(jnp.int32), 2)
-
-            def col(M, j):
-                return jnp.sum(jnp.where(col_BxL == j, M, jnp.zeros_like(M)), axis=1)
-
-            k_B, us_B, uo_B = col(x_BxL, T), col(u_BxL, T + 1), col(u_BxL, T + 2)
+            u_BxL, x_BxL, k_B, y_B = _draw(k1, k2, t, cmu_N, cq_NxL, cP_NxN, T, BP)
             q_BxN = k_B[:, None] == iN[None, :]
-            cq_BxL = jnp.sum(jnp.where(q_BxN[:, :, None], cq_NxL[None], 0.0), axis=1)
-            s_B = jnp.sum((cq_BxL <= us_B[:, None]).astype(jnp.int32), axis=1)
-            xs_B = jnp.sum(jnp.where(col_BxL == s_B[:, None], x_BxL, 0), axis=1)
-            xs_BxN = xs_B[:, None] == iN[None, :]
-            cP_BxN = jnp.sum(jnp.where(xs_BxN[:, :, None], cP_NxN[None], 0.0), axis=1)
-            y_B = jnp.sum((cP_BxN <= uo_B[:, None]).astype(jnp.int32), axis=1)
             # weights of the (masked) batch mean, token counts
             live_B = row_B < B
             if masked:
@@ -256,3 +266,25 @@ def make_fused_interval(config: TrainConfig, max_batch: int, masked: bool,
         return new, loss[0]
 
     return run
+
+
+def draw(key: Array, t: Array, cdfs, T: int, B: int, interpret: bool = True):
+    """The kernel's batch of step t alone (for tests): (uniforms B x (T + 3), ``Batch``), to
+    compare with ``sampler.uniform(fold_in(key, t), (B, T + 3))`` and ``sampler.sample``."""
+    cmu_N, cq_NxT, cP_NxN = cdfs
+    N = cmu_N.shape[0]
+    NP, L, BP = _pow2(N), _pow2(T + 3), _pow2(B)
+
+    def kernel(key_ref, t_ref, cmu_ref, cq_ref, cP_ref, u_ref, x_ref, k_ref, y_ref):
+        key = key_ref[...]
+        u, x, k, y = _draw(_pick(key, 0), _pick(key, 1), _pick(t_ref[...], 0), cmu_ref[...],
+                           cq_ref[...], cP_ref[...], T, BP)
+        u_ref[...], x_ref[...], k_ref[...], y_ref[...] = u, x, k, y
+
+    i32 = jnp.int32
+    shapes = (jax.ShapeDtypeStruct((BP, L), jnp.float32), jax.ShapeDtypeStruct((BP, L), i32),
+              jax.ShapeDtypeStruct((BP,), i32), jax.ShapeDtypeStruct((BP,), i32))
+    u, x, k, y = pl.pallas_call(kernel, out_shape=shapes, interpret=interpret)(
+        jnp.asarray(key, _U32), jnp.reshape(jnp.asarray(t, i32), (1,)), _pad(cmu_N, (NP,), 2.0),
+        _pad(cq_NxT, (NP, L), 2.0), _pad(cP_NxN, (NP, NP), 2.0))
+    return u[:B, :T + 3], Batch(tokens=x[:B, :T], query=k[:B], target=y[:B])
