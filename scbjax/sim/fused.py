@@ -55,15 +55,19 @@ def covered(config: TrainConfig, max_dataset: int = 0, grad: str = "closed") -> 
 
 
 def resolve_fused(config: TrainConfig, max_dataset: int = 0, grad: str = "closed",
-                  backend: str | None = None) -> bool:
+                  backend: str | None = None, devices: int | None = None) -> bool:
     """Whether ``make_stepper`` uses the kernel: "off" never; "on" always (ConfigError
-    "fused" naming what is not covered); "auto" on a GPU backend for a covered configuration."""
+    "fused" naming what is not covered); "auto" on a GPU backend with one device (the kernel
+    has no sharding rule: over several devices XLA would gather the runs onto each) for a
+    covered configuration."""
     why = covered(config, max_dataset, grad)
     if config.fused == "on":
         require(why is None, "fused", f"the fused step does not cover {why}")
         return True
     backend = jax.default_backend() if backend is None else backend
-    return config.fused == "auto" and why is None and backend in GPU_BACKENDS
+    devices = jax.device_count() if devices is None else devices
+    return (config.fused == "auto" and why is None and backend in GPU_BACKENDS
+            and devices == 1)
 
 
 def _pow2(n: int) -> int:
@@ -159,7 +163,7 @@ def make_kernel(config: TrainConfig, max_batch: int, masked: bool):
             p = sum((t >= s).astype(jnp.int32) for s in starts) if starts else 0
             hp = [_pick(hp_4xP[i], p) for i in range(3)]
             lr_V, lr_A, lam = hp
-            u_BxL, x_BxL, k_B, y_B = _draw(k1, k2, t, cmu_N, cq_NxL, cP_NxN, T, BP)
+            _, x_BxL, k_B, y_B = _draw(k1, k2, t, cmu_N, cq_NxL, cP_NxN, T, BP)
             q_BxN = k_B[:, None] == iN[None, :]
             # weights of the (masked) batch mean, token counts
             live_B = row_B < B

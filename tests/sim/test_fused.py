@@ -122,14 +122,17 @@ def test_kernel_lowers_for_cuda(kw):
 def test_auto_off_cpu_and_coverage():
     cfg = _cfg()
     assert not make_stepper(cfg).fused  # auto on a CPU: today's step
-    assert fused.resolve_fused(cfg, backend="gpu")
-    assert not fused.resolve_fused(dataclasses.replace(cfg, fused="off"), backend="gpu")
+    assert fused.resolve_fused(cfg, backend="gpu", devices=1)
+    assert not fused.resolve_fused(cfg, backend="gpu", devices=2)
+    assert not fused.resolve_fused(dataclasses.replace(cfg, fused="off"), backend="gpu",
+                                   devices=1)
     for other in (dict(optimizer="adam"), dict(prox="affine_exact"), dict(loss="ce"),
                   dict(projection_V="simplex"), dict(model="softmax")):
         c = dataclasses.replace(cfg, **other)
-        assert fused.covered(c) is not None and not fused.resolve_fused(c, backend="gpu")
+        assert fused.covered(c) is not None
+        assert not fused.resolve_fused(c, backend="gpu", devices=1)
     assert fused.covered(cfg, max_dataset=8) == "a fixed dataset"
-    assert not fused.resolve_fused(cfg, grad="autodiff", backend="gpu")
+    assert not fused.resolve_fused(cfg, grad="autodiff", backend="gpu", devices=1)
     with pytest.raises(ConfigError, match="fused"):
         make_stepper(dataclasses.replace(cfg, optimizer="adam", fused="on"))
 
