@@ -32,36 +32,35 @@ def test_draw_is_the_samplers_bit_for_bit():
     cfg = _cfg(N=6, T=7)
     st = make_stepper(cfg).init(jax.random.PRNGKey(3))
     cdfs = task_cdfs(st.task)
+    draw = jax.jit(fused.draw, static_argnums=(3, 4))
+    ref_of = jax.jit(lambda key: (uniform(key, (3, 10)), sample(key, st.task, 3)))
     for t in (0, 1, 41):
-        u, b = fused.draw(st.k_data, t, cdfs, 7, 3)
-        key = fold_in(st.k_data, t)
-        assert np.array_equal(np.asarray(u), np.asarray(uniform(key, (3, 10))))
-        ref = sample(key, st.task, 3)
+        u, b = draw(st.k_data, t, cdfs, 7, 3)
+        u_ref, ref = ref_of(fold_in(st.k_data, t))
+        assert np.array_equal(np.asarray(u), np.asarray(u_ref))
         for name in ("tokens", "query", "target"):
             assert np.array_equal(np.asarray(getattr(b, name)), np.asarray(getattr(ref, name)))
 
 
-def _advance(cfg, masked, batch_R=(4, 2, 3), lr_R=(0.5, 0.5, 0.5)):
-    """Every run's state after all log intervals of phase 0 then phase 1, with per-run
-    batches (padded to the phase's largest, masked) and learning rates, and the metrics."""
+def _advance(cfg, masked, batch_R=((4, 3), (2, 2), (3, 1)), lr_R=(0.5, 0.5, 0.5)):
+    """Every run's state after the 3 log intervals of both phases (one call: the steps read
+    their phase), with per-run batches [R, phase] (padded to 4; masked) and phase-0 lr_V, and
+    the metrics."""
     stepper = make_stepper(cfg)
     R = len(batch_R)
-    base = {n: jnp.asarray(cfg.per_phase(n)) for n in ("lr_V", "lr_A", "lam", "batch")}
     settings = RunSettings.of({
-        "batch": jnp.stack([jnp.asarray([b, min(b, 3)], jnp.int32) for b in batch_R]),
+        "batch": jnp.asarray(batch_R, jnp.int32),
         "lr_V": jnp.stack([jnp.asarray([lr, 0.3], jnp.float32) for lr in lr_R]),
-        "lr_A": jnp.tile(base["lr_A"].astype(jnp.float32), (R, 1)),
-        "lam": jnp.tile(base["lam"].astype(jnp.float32), (R, 1)),
+        "lr_A": jnp.tile(jnp.asarray(cfg.per_phase("lr_A"), jnp.float32), (R, 1)),
+        "lam": jnp.tile(jnp.asarray(cfg.per_phase("lam"), jnp.float32), (R, 1)),
         "dataset": jnp.zeros(R, jnp.int32)})
     keys = jnp.stack([jax.random.PRNGKey(s) for s in range(R)])
     state = jax.vmap(stepper.init)(keys, settings)
     adv = jax.jit(jax.vmap(stepper.advance, in_axes=(0, None, None, None, None)),
                   static_argnums=(3, 4))
-    state, m0 = adv(state, np.asarray([0, 3], np.int32), np.asarray([3, 2], np.int32),
-                    max(batch_R) if masked else 4, masked)
-    state, m1 = adv(state, np.asarray([5], np.int32), np.asarray([3], np.int32),
-                    3, masked)
-    return stepper, state, (m0, m1)
+    state, m = adv(state, np.asarray([0, 3, 5], np.int32), np.asarray([3, 2, 3], np.int32),
+                   4, masked)
+    return stepper, state, m
 
 
 def _close(a, b):
@@ -69,8 +68,8 @@ def _close(a, b):
 
 
 CASES = [dict(optimizer="sgd"),
-         dict(mu="true", prox="soft"),
-         dict(mu="estimate", prox="precond", order="project_prox"),
+         dict(mu="true", prox="soft", order="project_prox", projection_A="none"),
+         dict(mu="estimate", prox="precond"),
          dict(mu="estimate", prox="none", projection_V="none")]
 
 
@@ -78,7 +77,7 @@ CASES = [dict(optimizer="sgd"),
 def test_fused_advance_matches_the_xla_step(kw):
     cfg = _cfg(**kw)
     masked = kw.get("prox") != "soft"  # one case unmasked (every run at the padded batch)
-    batch = (4, 2, 3) if masked else (4, 4, 4)
+    batch = ((4, 3), (2, 2), (3, 1)) if masked else ((4, 4),) * 3
     off, s_off, m_off = _advance(dataclasses.replace(cfg, fused="off"), masked, batch)
     on, s_on, m_on = _advance(dataclasses.replace(cfg, fused="on"), masked, batch)
     assert on.fused and not off.fused
@@ -89,9 +88,8 @@ def test_fused_advance_matches_the_xla_step(kw):
     for a, b in zip(jax.tree.leaves(s_on.opt_state), jax.tree.leaves(s_off.opt_state)):
         _close(a, b)
     assert np.array_equal(np.asarray(s_on.diverged_step), np.asarray(s_off.diverged_step))
-    for a, b in zip(m_on, m_off):
-        for k in a:
-            _close(a[k], b[k])
+    for k in m_on:
+        _close(m_on[k], m_off[k])
 
 
 def test_fused_divergence_step_is_the_xla_steps():
