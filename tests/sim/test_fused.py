@@ -102,13 +102,14 @@ def test_fused_divergence_step_is_the_xla_steps():
     assert np.array_equal(np.asarray(s_on.diverged_step), div)
 
 
-@pytest.mark.parametrize("kw", [dict(optimizer="sgd"), dict(mu="estimate", prox="precond"),
-                                dict(order="project_prox", projection_A="none")])
-def test_kernel_lowers_for_cuda(kw):
-    cfg = _cfg(**kw)
+@pytest.mark.parametrize("kw, masked", [(dict(optimizer="sgd", phases=PH[:1]), False),
+                                        (dict(mu="estimate", prox="precond"), True),
+                                        (dict(order="project_prox", projection_A="none"), True)])
+def test_kernel_lowers_for_cuda(kw, masked):
+    cfg = dataclasses.replace(_cfg(), **kw)
     stepper = make_stepper(dataclasses.replace(cfg, fused="off"))
     state = jax.vmap(stepper.init)(jnp.stack([jax.random.PRNGKey(s) for s in range(2)]))
-    run = fused.make_fused_interval(stepper.config, 4, True, interpret=False)
+    run = fused.make_fused_interval(stepper.config, 4, masked, interpret=False)
 
     def f(s, start, length):
         return jax.vmap(lambda s: run(s, task_cdfs(s.task), start, length))(s)
