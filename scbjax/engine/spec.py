@@ -29,7 +29,7 @@ from scbjax.core.task import Task
 from scbjax.engine.meta import config_to_dict
 from scbjax.optim import registry
 from scbjax.util.errors import ConfigError, is_int, require
-from scbjax.sim.config import PER_RUN, Phase, TrainConfig
+from scbjax.sim.config import HOW_FIELDS, PER_RUN, Phase, TrainConfig
 from scbjax.util import fields
 
 FORMAT = 3  # bump when the meaning of a spec's hash or its saved arrays changes
@@ -186,10 +186,12 @@ class RunSpec:
         return int((b * steps[None, :]).sum())
 
     def key(self, tasks_digest: str = "", params0_digest: str = "") -> str:
-        """Hash of everything that changes the numbers: format, config, runs (seeds, folds,
-        settings, labels), and the digests of given tasks / starting parameters."""
+        """Hash of everything that changes the numbers: format, config (less ``HOW_FIELDS``),
+        runs (seeds, folds, settings, labels), and the digests of given tasks / starting
+        parameters."""
         st = self.settings()
-        d = {"format": FORMAT, "config": config_to_dict(self.config),
+        cfg = {k: v for k, v in config_to_dict(self.config).items() if k not in HOW_FIELDS}
+        d = {"format": FORMAT, "config": cfg,
              "seeds": [int(r.seed) for r in self.runs], "folds": [list(r.fold) for r in self.runs],
              "labels": [[[k, _jsonable(v)] for k, v in r.labels] for r in self.runs],
              "settings": {k: v.tolist() for k, v in st.items()},

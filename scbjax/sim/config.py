@@ -29,6 +29,10 @@ Array = jax.Array
 MAX_STEPS = 2**31 - 1  # step indices are int32 on the device
 MODELS = tuple(ATTENTION)  # "linear", "softmax": the names of the attention models
 LOSSES = ("mse", "ce")
+FUSED = ("auto", "on", "off")
+# TrainConfig fields that choose how a run is computed, not what (the same numbers up to float
+# rounding): left out of a run's configuration hash (``RunSpec.key``), as the device is.
+HOW_FIELDS = ("fused",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +65,7 @@ class TrainConfig:
     - ``init``: "uniform" (V = 11^T/N, A = 11^T/T) or "random" (scale ``init_scale``).
     - ``model``: "linear" or "softmax" (A holds attention logits); ``loss``: "mse" or "ce".
     - ``population``: step with the exact population gradient instead of a sampled batch.
+    - ``fused``: "auto", "on" or "off": the fused Pallas step (``scbjax.sim.fused``).
     """
 
     task: TaskConfig = field(TaskConfig(), "the random SCB instance of each seed")  # noqa: RUF009
@@ -90,6 +95,10 @@ class TrainConfig:
                               bound=(">=", 0))
     log_every: int = field(50, "log metrics every k steps", bound=(">=", 1))
     population: bool = field(False, "step with the exact population gradient (no sampling)")
+    fused: Literal[FUSED] = field(
+        "auto", "the fused training step (one Pallas kernel per log interval, sim.fused): auto "
+        "(on a GPU backend, for the configurations it covers), on (ConfigError where not "
+        "covered; off a GPU it runs interpreted, slowly), off (the XLA step)")
 
     def validate(self) -> TrainConfig:
         """Type-check every field (``fields.check``), then the ranges (``fields.check_bound``)

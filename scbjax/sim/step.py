@@ -27,6 +27,7 @@ from scbjax.core.task import Task, make_task
 from scbjax.optim import registry
 from scbjax.sim.config import HPARAMS, PER_RUN, TrainConfig
 from scbjax.sim.data import epoch_batch
+from scbjax.sim.fused import make_fused_interval, resolve_fused
 from scbjax.util.errors import is_int, require
 
 Array = jax.Array
@@ -136,6 +137,7 @@ class Stepper:
     config: TrainConfig
     model: Attention  # config.model resolved
     max_dataset: int
+    fused: bool  # advance runs each log interval as the fused kernel (sim.fused)
     init: Callable
     advance: Callable
     step: Callable
@@ -164,7 +166,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     ``on_log(step)`` is called (``jax.debug.callback``) at the end of each log interval.
     ``grad``: ``losses.GRADS``: "closed" (closed-form gradient of the linear model, its sums
     over tokens as scatter-adds), "closed_dense" (as one-hot sums), or "autodiff" (the
-    reference).
+    reference). ``config.fused`` (``sim.fused.resolve_fused``) chooses whether ``advance`` runs
+    each log interval as one fused kernel (``step`` is always the XLA step).
     """
     config = config.validate()
     require(grad in GRADS, "grad", f"must be one of {GRADS}, got {grad!r}")
@@ -175,6 +178,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     phase_starts = np.cumsum([0] + [p.steps for p in config.phases])[1:-1].astype(np.int32)
     freeze_P = np.asarray(config.per_phase("freeze"))
     opt = make_optimizer(config)
+    fused = resolve_fused(config, max_dataset, grad)
 
     def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
              params0: Params | None = None) -> TrainState:
@@ -222,6 +226,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     def advance(state: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
                 masked: bool):
         cdfs = task_cdfs(state.task)  # loop-invariant: once per call, not per step
+        run_fused = make_fused_interval(config, max_batch, masked) if fused else None
 
         def one_step(t, carry):
             state, loss_sum = carry
@@ -231,7 +236,11 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         def interval(state, x):
             start, length = x
             zero = jnp.zeros((), jnp.float32)
-            state, loss_sum = jax.lax.fori_loop(start, start + length, one_step, (state, zero))
+            if fused:
+                state, loss_sum = run_fused(state, cdfs, start, length)
+            else:
+                state, loss_sum = jax.lax.fori_loop(start, start + length, one_step,
+                                                    (state, zero))
             if on_log is not None:
                 jax.debug.callback(on_log, start + length)
             m = measure(state.params, state.task, model)
@@ -241,7 +250,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         xs = (jnp.asarray(starts_C, jnp.int32), jnp.asarray(lengths_C, jnp.int32))
         return jax.lax.scan(interval, state, xs)
 
-    return Stepper(config=config, model=model, max_dataset=max_dataset, init=init,
+    return Stepper(config=config, model=model, max_dataset=max_dataset, fused=fused, init=init,
                    advance=advance, step=step)
 
 
