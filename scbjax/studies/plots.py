@@ -57,7 +57,7 @@ def ppd_name(lam_max: float) -> str:
 def sgd_name(schedule: str, lr: float) -> str:
     """An SGD arm at initial rate ``lr``: ``schedule`` "constant" or "decay" (ppd's decay)."""
     if schedule == "constant":
-        return f"{NAMES['sgd_const']} $\\eta={lr:g}$"
+        return f"{NAMES['sgd_const']}, $\\eta={lr:g}$"
     return f"{NAMES['sgd_decay']} from $\\eta={lr:g}$"
 
 
