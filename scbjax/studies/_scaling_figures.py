@@ -23,7 +23,7 @@ def _loglog(ax, base_x: float = 2) -> None:
 
 def _ref_line(ax, xs, y0, label="slope 1 (reference)"):
     xs = np.asarray(xs, float)
-    ax.plot(xs, y0 * xs / xs[0], ":", color="0.5", lw=0.9, label=label)
+    plots.reference(ax.plot(xs, y0 * xs / xs[0], ":", color="0.5", lw=0.9, label=label)[0])
 
 
 def _scatter_fit(ax, xs, rows, fit: Fit, color, marker, label, jitter=0.04, fill=True):
@@ -38,7 +38,7 @@ def _scatter_fit(ax, xs, rows, fit: Fit, color, marker, label, jitter=0.04, fill
     if np.isfinite(fit.b):
         tt = np.geomspace(min(xs), max(xs), 40)
         ax.plot(tt, np.exp(fit.a) * tt ** fit.b, "-" if fill else "--", color=color,
-                label=f"{label}: b = {fit.text()}")
+                label=f"{label}: $b$ = {fit.text()}", gid="fit")
 
 
 def fig_two_stage(a, L: dict, su, thr: tuple[float, float]) -> Figure:
@@ -48,18 +48,20 @@ def fig_two_stage(a, L: dict, su, thr: tuple[float, float]) -> Figure:
     c, e = thr
     x = a.samples_L
     fig, ax = plots.new_figure(1, 3, height=3.0)
-    plots.band(ax[0, 0], x, a.metric("corr_V"), label="corr_V", color="C0")
-    plots.band(ax[0, 0], x, a.metric("corr_A"), label="corr_A", color="C1")
-    ax[0, 0].axhline(c, color="C0", ls=":", lw=0.8, label=f"corr_V = {c:g}")
+    S = plots.SYMBOLS
+    plots.band(ax[0, 0], x, a.metric("corr_V"), label=S["corr_V"], color="C0")
+    plots.band(ax[0, 0], x, a.metric("corr_A"), label=S["corr_A"], color="C1")
+    ax[0, 0].axhline(c, color="C0", ls=":", lw=0.8, label=f"{S['corr_V']} = {c:g}")
     ax[0, 0].set_ylabel("correlation with ground truth")
     ax[0, 0].set_ylim(-0.05, 1.05)
-    plots.band(ax[0, 1], x, a.metric("dist_V"), label="||V - P||_F", color="C2")
-    plots.band(ax[0, 1], x, a.metric("dist_A"), label="||A - q||_F", color="C3")
+    plots.band(ax[0, 1], x, a.metric("dist_V"), label=S["dist_V"], color="C2")
+    plots.band(ax[0, 1], x, a.metric("dist_A"), label=S["dist_A"], color="C3")
     ax[0, 1].set_ylabel("distance to ground truth")
     ex = a.metric("excess_loss")
     plots.band(ax[0, 2], x, ex / ex[:, :1], label="excess loss / initial", color="C4",
                log_y=True)
-    ax[0, 2].axhline(e, color="0.5", ls=":", lw=0.8, label=f"eps = {e:.0%} of initial")
+    ax[0, 2].axhline(e, color="0.5", ls=":", lw=0.8,
+                     label=rf"$\varepsilon$ = {e:.0%} of initial")
     ax[0, 2].set_ylabel("excess loss / its initial value")
     for i in range(3):
         plots.mark_x(ax[0, i], median(L["S1"]), label="end of stage 1 (median)")
@@ -70,11 +72,13 @@ def fig_two_stage(a, L: dict, su, thr: tuple[float, float]) -> Figure:
     for i in range(3):
         for h, lab in zip(*ax[0, i].get_legend_handles_labels()):
             hl.setdefault(lab, h)
-    fig.legend(list(hl.values()), list(hl.keys()), loc="outside lower center", ncol=4)
+    fig.legend(list(hl.values()), list(hl.keys()), loc="outside upper center", ncol=4)
     B0, lr0 = su.schedules[0][1], su.schedules[0][2]
     lam0 = float(a["settings/lam"][0, 0])
-    fig.suptitle(f"Two stages from the uniform start (ppd, $\\lambda$={lam0:.2g}; N={su.N}, "
-                 f"T={su.T_fix}, Q={su.Q}; {len(a)} seeds; constant batch {B0}, lr {lr0:g})")
+    fig.suptitle(f"Two stages from the uniform start: ppd, $\\lambda={lam0:.2g}$; $N={su.N}$, "
+                 f"$T={su.T_fix}$, $Q={su.Q}$; {len(a)} seeds\nconstant batch $B={B0}$ and "
+                 f"learning rate $\\eta={lr0:g}$")
+    plots.letter_panels(fig)
     return fig
 
 
@@ -86,8 +90,8 @@ def fig_stage_lengths(tab: dict, su, thr: tuple[float, float]) -> Figure:
     fig, ax2 = plots.new_figure(len(names), 3, height=2.7 * len(names))
     for i, n in enumerate(names):
         t, f = tab[(n, 0)]["lengths"], tab[(n, 0)]["fits"]
-        for jx, (sweep, lab) in enumerate((("T", "context length T"), ("N", "vocabulary N"),
-                                           ("Q", "sparsity Q"))):
+        for jx, (sweep, lab) in enumerate((("T", "context length $T$"),
+                                           ("N", "vocabulary $N$"), ("Q", "sparsity $Q$"))):
             g = ax2[i, jx]
             xs = sorted(t[sweep])
             for k, col, mk in (("S1", "C0", "o"), ("S2", "C3", "s")):
@@ -98,24 +102,27 @@ def fig_stage_lengths(tab: dict, su, thr: tuple[float, float]) -> Figure:
                 _ref_line(g, xs, m1[0])
             _loglog(g)
             g.set_xlabel(lab)
-            fixed = {"T": f"N={su.N}, Q={su.Q}", "N": f"T={su.T_fix}, Q={su.Q}",
-                     "Q": f"N={su.N}, T={su.T_fix}"}[sweep]
-            B, lr = su.schedules[i][1], su.schedules[i][2]
-            g.set_title(f"{n}: batch {B}, lr {lr:g}; {fixed}")
+            fixed = {"T": f"$N={su.N}$, $Q={su.Q}$", "N": f"$T={su.T_fix}$, $Q={su.Q}$",
+                     "Q": f"$N={su.N}$, $T={su.T_fix}$"}[sweep]
+            g.set_title(f"schedule {n}; {fixed}")
             if g.get_legend_handles_labels()[0]:
                 g.legend(loc="best", fontsize=5)
         ax2[i, 0].set_ylabel("samples")
-    fig.suptitle(f"Stage lengths (stage 1: until corr_V >= {c:g}; stage 2: then until the "
-                 f"excess loss <= {e:.0%} of its initial value)\nmedians over {su.seeds} "
-                 "seeds, fitted exponents b with 95% bootstrap intervals")
+    scheds = "; ".join(f"{n}: $B={B}$, $\\eta={lr:g}$" for n, B, lr in su.schedules)
+    fig.suptitle(f"Stage lengths: stage 1 until {plots.SYMBOLS['corr_V']} $\\geq {c:g}$, "
+                 f"stage 2 then\nuntil the excess loss is $\\leq$ {e:.0%} of its initial "
+                 f"value; schedules {scheds}\nmedians over {su.seeds} seeds, fitted "
+                 "exponents $b$ with 95% bootstrap intervals")
+    plots.letter_panels(fig)
     return fig
 
 
-def fig_transfer(at, tab: dict, su, e: float, schedules: str) -> Figure:
+def fig_transfer(at, tab: dict, su, e: float) -> Figure:
     """Figure 3: (a) the excess loss of the runs ``at`` (the largest T, first schedule) from
     scratch and finetuned, (b) samples to eps (``e`` of the start's excess loss) against T,
-    (c) the median per-seed speedup against T; ``schedules`` describes the schedules."""
+    (c) the median per-seed speedup against T."""
     names = [n for n, _, _ in su.schedules]
+    schedules = ", ".join(f"{n}: $B={B}$, $\\eta={lr:g}$" for n, B, lr in su.schedules)
     fig, ax3 = plots.new_figure(1, 3, height=4.4)
     Ts = sorted(su.Ts)
     cmap = plots.plt.get_cmap("viridis")
@@ -123,14 +130,15 @@ def fig_transfer(at, tab: dict, su, e: float, schedules: str) -> Figure:
     sc = at.select(arm="scratch")
     ex0 = dict(zip(sc.label("seed").tolist(), sc.metric("excess_loss")[:, 0]))
     plots.band(ax3[0, 0], sc.samples_L, sc.metric("excess_loss") / sc.metric("excess_loss")[:, :1],
-               color="k", log_y=True, label="scratch")
+               color="k", log_y=True, label=plots.NAMES["scratch"])
     for j, r in enumerate(su.rhos):
         f = at.select(arm="finetune", rho=float(r))
         e0 = np.asarray([ex0[s] for s in f.label("seed").tolist()])[:, None]
         plots.band(ax3[0, 0], f.samples_L, f.metric("excess_loss") / e0,
-                   color=cmap(j / max(R - 1, 1)), log_y=True, label=f"finetune rho={r:g}")
-    ax3[0, 0].axhline(e, color="0.4", ls=":", lw=0.8, label="eps")
-    ax3[0, 0].set_title(f"(a) T = {max(Ts)}, schedule {names[0]}")
+                   color=cmap(j / max(R - 1, 1)), log_y=True,
+                   label=f"{plots.NAMES['finetune']}, $\\rho={r:g}$")
+    ax3[0, 0].axhline(e, color="0.4", ls=":", lw=0.8, label=r"$\varepsilon$")
+    ax3[0, 0].set_title(f"$T={max(Ts)}$, schedule {names[0]}")
     ax3[0, 0].set_xlabel("samples")
     ax3[0, 0].set_ylabel("excess loss / uniform start's")
     ax3[0, 0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=5, ncol=1)
@@ -138,31 +146,32 @@ def fig_transfer(at, tab: dict, su, e: float, schedules: str) -> Figure:
         t, f = tab[(n, 0)]["lengths"], tab[(n, 0)]["fits"]
         fill = i == 0
         _scatter_fit(ax3[0, 1], Ts, [t["T"][T]["to_eps"] for T in Ts], f[("scratch", "T")],
-                     "k", "s", f"{n} scratch", fill=fill)
+                     "k", "s", f"{n}, {plots.NAMES['scratch']}", fill=fill)
         for j, r in enumerate(su.rhos):
             col = cmap(j / max(R - 1, 1))
             if r > 0:
                 _scatter_fit(ax3[0, 1], Ts, [t["ft"][r][T] for T in Ts], f[("ft", r)], col,
-                             "o", f"{n} rho={r:g}", fill=fill)
+                             "o", f"{n}, $\\rho={r:g}$", fill=fill)
             med = [median(t["speedup"][r][T]) for T in Ts]
             ax3[0, 2].plot(Ts, med, "o-" if fill else "o--", color=col, ms=3,
                            mfc=col if fill else "none",
-                           label=f"{n} rho={r:g}: b = {f[('speedup', r)].text()}"
-                           if r > 0 else f"{n} rho={r:g}")
+                           label=f"{n}, $\\rho={r:g}$: $b$ = {f[('speedup', r)].text()}"
+                           if r > 0 else f"{n}, $\\rho={r:g}$")
     m0 = tab[(names[0], 0)]["fits"][("scratch", "T")].med
     if np.isfinite(m0[0]):
         _ref_line(ax3[0, 1], Ts, m0[0])
     for g in ax3[0, 1:]:
         _loglog(g)
-        g.set_xlabel("context length T")
+        g.set_xlabel("context length $T$")
         if g.get_legend_handles_labels()[0]:
             g.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=5, ncol=1)
-    ax3[0, 1].set_ylabel("samples to eps")
-    ax3[0, 1].set_title(f"(b) samples to eps ({e:.0%} of start)")
+    ax3[0, 1].set_ylabel(r"samples to $\varepsilon$")
+    ax3[0, 1].set_title(rf"samples to $\varepsilon$ ({e:.0%} of the start's)")
     ax3[0, 2].axhline(1.0, color="0.5", lw=0.8)
-    ax3[0, 2].set_ylabel("speedup (scratch / finetune)")
-    ax3[0, 2].set_title("(c) median per-seed speedup")
-    fig.suptitle(f"Transfer against T (N={su.N}, Q={su.Q}; finetuned from V = P1, A uniform; "
-                 f"{su.seeds} seeds)\nschedules {schedules} (open markers, dashed: "
+    ax3[0, 2].set_ylabel("speedup (from scratch / finetuned)")
+    ax3[0, 2].set_title("median per-seed speedup")
+    fig.suptitle(f"Transfer against $T$ ($N={su.N}$, $Q={su.Q}$; finetuned from $V=P_1$, $A$ "
+                 f"uniform; {su.seeds} seeds)\nschedules {schedules} (open markers, dashed: "
                  f"{names[-1]})")
+    plots.letter_panels(fig)
     return fig

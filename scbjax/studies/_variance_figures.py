@@ -11,8 +11,6 @@ from scbjax.studies import plots
 from scbjax.studies._variance_tables import ARMS
 from scbjax.studies.base import fmt, fmt_samples, median
 
-ARM_NAMES = {"ppd": r"ppd, $\lambda=0$", "ppd_l1": r"ppd, $\lambda$ by the rule",
-             "sgd_const": "SGD, constant rate", "sgd_decay": "SGD, ppd's decay"}
 COLORS = {"ppd": "C0", "ppd_l1": "C3", "sgd_const": "C2", "sgd_decay": "C1"}
 
 
@@ -36,7 +34,8 @@ def _vs_T(ax, su, fits: dict, Y: dict, metric: str) -> None:
                         mfc="white" if style == "--" else COLORS[arm])
             if np.isfinite(f.b):
                 ax.plot(Ts, np.exp(f.a) * Ts ** f.b, style, color=COLORS[arm], lw=1.2,
-                        label=f"{ARM_NAMES[arm]}, {fmt_samples(n)}: slope {fmt(f.b, 2)}")
+                        label=f"{plots.NAMES[arm]}, {fmt_samples(n)}: slope {fmt(f.b, 2)}",
+                        gid="fit")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("context length $T$")
@@ -46,9 +45,9 @@ def _vs_samples(ax, last: dict, metric: str) -> None:
     """``metric`` against samples for the runs ``last[(arm, metric)]`` of every arm."""
     for arm in ARMS:
         r = last[(arm, metric)]
-        lab = ARM_NAMES[arm]
+        lab = plots.NAMES[arm]
         if arm.startswith("sgd"):
-            lab += f" (rate {float(r.label('lr')[0]):g})"
+            lab += f" (best $\\eta={float(r.label('lr')[0]):g}$)"
         plots.band(ax, r.samples_L, r.metric(metric), label=lab, color=COLORS[arm],
                    log_y=True)
     ax.set_xlabel("samples")
@@ -58,19 +57,21 @@ def _vs_samples(ax, last: dict, metric: str) -> None:
 def fig_variance(su, fits: dict, Y: dict, last: dict) -> Figure:
     """Figure 8 from the fits (``variance.exponents``), the final values per T ``Y`` and the
     runs ``last`` at the largest T and budget (an SGD arm at its best rate per metric)."""
-    fig, ax = plots.new_figure(2, 2, height=6.2)
-    labels = {"rel_dist_A": r"$\|A-q\|_F/\|q\|_F$", "rel_dist_V": r"$\|V-P\|_F/\|P\|_F$"}
+    fig, ax = plots.new_figure(2, 2, height=7.0)
     for j, m in enumerate(("rel_dist_A", "rel_dist_V")):
         _vs_T(ax[0, j], su, fits, Y, m)
-        ax[0, j].set_ylabel(labels[m] + " (final)")
-        ax[0, j].set_title(f"({'ab'[j]}) final {labels[m]} against $T$, $B={su.batch}$")
+        ax[0, j].set_ylabel(plots.SYMBOLS[m] + " (final)")
+        ax[0, j].set_title(f"final distance against $T$, $B={su.batch}$")
+        ax[0, j].legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False,
+                        fontsize=6, ncol=1)
         _vs_samples(ax[1, j], last, m)
-        ax[1, j].set_ylabel(labels[m])
-        ax[1, j].set_title(f"({'cd'[j]}) {labels[m]} at $T={max(su.Ts)}$, "
-                           f"{fmt_samples(su.samples[-1])} samples")
-    ax[0, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=6)
-    ax[1, 1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=6)
+        ax[1, j].set_ylabel(plots.SYMBOLS[m])
+        ax[1, j].set_title(f"$T={max(su.Ts)}$, {fmt_samples(su.samples[-1])} samples")
+    for g in ax[1]:  # the same arms in both
+        g.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=6)
     fig.suptitle(f"Small batch ($B={su.batch}$, $N={su.N}$, $Q={su.Q}$): open markers and "
                  f"dashed fits {fmt_samples(su.samples[0])} samples, filled and solid "
-                 f"{fmt_samples(su.samples[-1])}; median and quartiles over seeds")
+                 f"{fmt_samples(su.samples[-1])}\nmedian and quartiles over seeds; SGD at its "
+                 "best rate per distance, $T$ and budget")
+    plots.letter_panels(fig)
     return fig

@@ -105,18 +105,19 @@ def figures(rs, su: Setup) -> dict:
         x = a.samples_L
         for n in np.cumsum([ph.steps * ph.batch for ph in phases(su, N, T, Q)])[:-1]:
             ax.axvline(n, color="0.75", linestyle="--", linewidth=0.6)  # phase ends
-        plots.band(ax, x, a.metric("rel_dist_V"), label=r"$\|V-P\|_F/\|P\|_F$", color="C0",
-                   log_y=True)
-        plots.band(ax, x, a.metric("rel_dist_A"), label=r"$\|A-q\|_F/\|q\|_F$", color="C3",
-                   log_y=True)
+        plots.band(ax, x, a.metric("rel_dist_V"), label=plots.SYMBOLS["rel_dist_V"],
+                   color="C0", log_y=True)
+        plots.band(ax, x, a.metric("rel_dist_A"), label=plots.SYMBOLS["rel_dist_A"],
+                   color="C3", log_y=True)
         ax.axhline(EPS_REC, color="0.3", linestyle=":", linewidth=0.9,
-                   label=rf"$\epsilon_{{rec}}={EPS_REC:g}$")
-        ax.set_title(f"N={N}, T={T}, Q={Q} ({len(a)} seeds)")
+                   label=rf"$\varepsilon_\mathrm{{rec}}={EPS_REC:g}$")
+        ax.set_title(f"$N={N}$, $T={T}$, $Q={Q}$ ({len(a)} seeds)")
         ax.set_xlabel("samples")
     axes[0, 0].set_ylabel("relative distance to ground truth")
     axes[0, 0].legend(loc="lower left")
-    fig.suptitle("Recovery from the uniform start (ppd; dashed: phase ends, batch grows "
-                 "and lr decays)")
+    fig.suptitle("Recovery from the uniform start by ppd\ndashed: phase ends, where the batch "
+                 "grows and the learning rate decays")
+    plots.letter_panels(fig)
     return {"fig7_recovery": fig}
 
 

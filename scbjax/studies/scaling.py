@@ -372,6 +372,5 @@ def figures(rs, su: Setup) -> dict:
             tab[(first, 0)]["lengths"]["T"][su.T_fix], su, THRESHOLDS[0]),
         "fig2_stage_lengths": figs.fig_stage_lengths(tab, su, THRESHOLDS[0]),
         "fig3_transfer": figs.fig_transfer(
-            rs[spec_name("T", max(su.Ts))].select(sched=first), tab, su, THRESHOLDS[0][1],
-            _sched_text(su)),
+            rs[spec_name("T", max(su.Ts))].select(sched=first), tab, su, THRESHOLDS[0][1]),
     }

@@ -124,33 +124,38 @@ def figures(rs, su: Setup) -> dict:
     lin, sm = rs["linear"], rs["softmax"]
     one_lin, one_sm = lin.select(seed=SHOW_SEED), sm.select(seed=SHOW_SEED)
     A_lin, A_sm, q = one_lin["params/A"][0], _softmax_attention(one_sm)[0], one_lin["task/q"][0]
-    fig, ax = plots.new_figure(2, 4, height=3.6)
+    fig, ax = plots.new_figure(2, 4, height=3.8, gridspec_kw={"width_ratios": (1, 1, 1, 1.25)})
     amax = float(max(A_lin.max(), A_sm.max(), q.max()))
-    for j, (M, t) in enumerate(((A_lin, "attention A, linear"),
-                                (A_sm, "attention softmax(W), softmax"), (q, "ground truth q"))):
-        plots.heatmap(ax[0, j], M, t, xlabel="query token k", ylabel="position t",
+    for j, (M, t) in enumerate(((A_lin, "linear: attention $A$"),
+                                (A_sm, r"softmax: $\mathrm{softmax}(W)$"),
+                                (q, "ground truth $q$"))):
+        plots.heatmap(ax[0, j], M, t, xlabel="query token $k$", ylabel="position $t$",
                       vmin=min(0.0, float(M.min())), vmax=amax)
     P, V_lin, V_sm = one_lin["task/P"][0], one_lin["params/V"][0], one_sm["params/V"][0]
     vmin = float(min(V_lin.min(), V_sm.min(), 0.0))
     vmax = float(max(V_lin.max(), V_sm.max(), P.max()))
-    for j, (M, t) in enumerate(((V_lin, "value V, linear"), (V_sm, "value V, softmax"),
-                                (P, "ground truth P"))):
-        plots.heatmap(ax[1, j], M, t, xlabel="current token j", ylabel="next token i",
+    for j, (M, t) in enumerate(((V_lin, "linear: value $V$"), (V_sm, "softmax: value $V$"),
+                                (P, "ground truth $P$"))):
+        plots.heatmap(ax[1, j], M, t, xlabel="current token $j$", ylabel="next token $i$",
                       cmap="magma", vmin=vmin, vmax=vmax)
-    for name, r, col in (("linear (ppd)", lin, "C0"), (f"softmax ({SOFTMAX_OPT})", sm, "C3")):
+    opt = {"ppd": r"ppd, $\lambda=0$", "adam": "Adam"}[SOFTMAX_OPT]
+    lam = float(np.max(lin["settings/lam"]))
+    for name, r, col in ((f"{plots.NAMES['linear']} (ppd, $\\lambda={lam:.2g}$)", lin, "C0"),
+                         (f"{plots.NAMES['softmax']} ({opt})", sm, "C3")):
         plots.band(ax[0, 3], r.samples_L, r.metric("excess_loss"), label=name, color=col,
                    log_y=True)
         plots.band(ax[1, 3], r.samples_L, r.metric("corr_A"), label=name, color=col)
-    ax[0, 3].set_title(f"excess loss ({len(lin)} seeds)")
+    ax[0, 3].set_title("excess loss")
     ax[0, 3].set_ylabel("excess population loss")
-    ax[1, 3].set_title("attention correlation with q")
-    ax[1, 3].set_ylabel("corr_A (centred cosine)")
+    ax[1, 3].set_title("attention against $q$")
+    ax[1, 3].set_ylabel(plots.SYMBOLS["corr_A"] + " (centred cosine)")
     for a in ax[:, 3]:
         a.set_xlabel("samples")
         a.xaxis.set_minor_formatter(NullFormatter())
-        a.legend(loc="best")
-    fig.suptitle(f"Softmax vs linear transformer, N={su.N}, T={su.T}, seed {SHOW_SEED}",
-                 fontsize=8)
+    fig.legend(*ax[0, 3].get_legend_handles_labels(), loc="outside upper center", ncol=2)
+    fig.suptitle(f"Softmax against linear transformer, $N={su.N}$, $T={su.T}$, $Q={su.Q}$: "
+                 f"matrices of seed {SHOW_SEED}, curves over {len(lin)} seeds")
+    plots.letter_panels(fig)
     return {"fig5_softmax": fig}
 
 

@@ -144,13 +144,14 @@ def figures(rs, su: Setup) -> dict:
         ppd, sgd = rs[spec_name(c, "ppd")], rs[spec_name(c, "sgd")]
         const = sgd.select(schedule="constant")
         lrs = const.values("lr")
-        for j, (name, lab) in enumerate((("dist_V", r"$\|V-P\|_F$"),
-                                         ("dist_A", r"$\|A-q\|_F$"))):
-            ax = axes[i, j]
+        ppd_name = plots.ppd_name(float(np.max(ppd["settings/lam"])))
+        for j, name in enumerate(("dist_V", "dist_A")):
+            ax, lab = axes[i, j], plots.SYMBOLS[name]
             for k, lr in enumerate(lrs):
                 Y = const.select(lr=lr).metric(name)
                 nd = int((~np.all(np.isfinite(Y), axis=1)).sum())
-                tag = f"SGD lr={lr:g}" + (f" ({nd}/{len(Y)} diverged)" if nd else "")
+                tag = plots.sgd_name("constant", lr) + (f" ({nd} of {len(Y)} diverged)"
+                                                        if nd else "")
                 color = cmap(k / max(1, len(lrs) - 1) * 0.9)
                 if nd == len(Y):  # nothing finite to draw: legend entry only
                     ax.plot([], [], color=color, linestyle=":", label=tag)
@@ -160,15 +161,16 @@ def figures(rs, su: Setup) -> dict:
                 lr0, _ = _best(sgd, name, "decay")
                 plots.band(ax, sgd.samples_L,
                            sgd.select(schedule="decay", lr=lr0).metric(name),
-                           label=f"SGD, lr {lr0:g} with ppd's decay", color="0.35",
+                           label=plots.sgd_name("decay", lr0), color="0.35",
                            linestyle="--", log_y=True)
-            plots.band(ax, ppd.samples_L, ppd.metric(name), label="ppd", color="C3",
+            plots.band(ax, ppd.samples_L, ppd.metric(name), label=ppd_name, color="C3",
                        log_y=True, linewidth=1.8)
-            ax.set_title(f"{lab}: N={c.N}, T={c.T}, Q={c.Q}, batch {BATCH}")
+            ax.set_title(f"{lab}: $N={c.N}$, $T={c.T}$, $Q={c.Q}$, $B={BATCH}$")
             ax.set_xlabel("samples")
             ax.set_ylabel(lab)
         axes[i, 1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.suptitle("ppd against plain SGD at equal samples (median and 10-90% band over seeds)")
+    plots.letter_panels(fig)
     return {"fig4_vs_sgd": fig}
 
 

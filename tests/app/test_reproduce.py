@@ -17,6 +17,7 @@ from scbjax.engine import executor
 from scbjax.engine.outdir import JOB_FILE
 from scbjax.studies.base import Claim
 from conftest import cached_env, wait_for_file
+from figure_checks import problems
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 _spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
@@ -131,6 +132,26 @@ def test_plot_redraws_from_saved_results_without_training(tiny_run, monkeypatch,
     assert json.loads((results / reproduce.CLAIMS_FILE).read_text()) == before
     n_pass = sum(c["passed"] for c in before)
     assert f"{n_pass} passed, {len(before) - n_pass} failed" in text
+
+
+def test_every_study_figure_reads_like_a_papers(tiny_run):
+    """Each figure drawn from the saved tiny results: Greek letters in mathtext, no code in any
+    text, a panel letter on every panel, no constant data line, everything inside the canvas,
+    no overlaps (tests/figure_checks.py)."""
+    from scbjax.studies import plots
+
+    _, results, _ = tiny_run
+    found = {}
+    for name in reproduce.STUDIES:
+        study = reproduce.load_study(name)
+        with plots.style():
+            figs = study.figures(reproduce.load_results(name, "tiny", results),
+                                 study.MODES["tiny"])
+            for stem, fig in figs.items():
+                found[stem] = problems(fig)
+                plots.plt.close(fig)
+    assert set(found) == expected_stems()
+    assert {k: v for k, v in found.items() if v} == {}
 
 
 def test_rerun_reuses_finished_runs_without_training(tiny_run, monkeypatch, capsys):
