@@ -72,6 +72,29 @@ def uniform(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
     return jnp.maximum(jnp.float32(0.0), u)
 
 
+BITS = ("jax", "paired")  # how the sampler draws its uniforms: see ``uniform`` and ``paired``
+
+
+def paired(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
+    """Uniforms in [0, 1) from both 32-bit words of each Threefry-2x32 block: half the blocks
+    of ``uniform``, not jax's numbers. With n the last axis and H = ceil(n / 2), row r (an index
+    over the leading axes, row-major) uses counters r H + j, j < H: the first word gives position
+    j of the row, the second position H + j (the last one dropped when n is odd). A row's
+    numbers depend only on its index and n: the first b rows of a draw of shape (B, n) are those
+    of shape (b, n), as with ``uniform`` (padded batches draw what unpadded ones do)."""
+    k = jax.random.key_data(key) if jnp.issubdtype(
+        key.dtype, jax.dtypes.prng_key) else key
+    *lead, n = shape
+    H = (n + 1) // 2
+    rows = math.prod(lead)
+    ctr = jax.lax.iota(_U32, rows * H).reshape((*lead, H))
+    b1, b2 = _threefry2x32(k[0], k[1], jnp.zeros_like(ctr), ctr)
+    w = jnp.concatenate([b1, b2], axis=-1)[..., :n]
+    mant = (w >> _U32(9)) | _U32(0x3F800000)  # 1.0 + 23 random mantissa bits
+    u = jax.lax.bitcast_convert_type(mant, jnp.float32) - jnp.float32(1.0)
+    return jnp.maximum(jnp.float32(0.0), u).astype(dtype)
+
+
 def _cdf(p: Array, axis: int = -1) -> Array:
     """Cumulative sums with the last entry pinned to 1, so a draw never falls off the end."""
     c = jnp.cumsum(p, axis=axis)
@@ -106,11 +129,16 @@ def task_cdfs(task: Task) -> tuple[Array, Array, Array]:
     return _cdf(task.mu), _cdf(task.q.T), _cdf(task.P.T)
 
 
-def sample(key: Array, task: Task, B: int, cdfs: tuple | None = None) -> Batch:
+def sample(key: Array, task: Task, B: int, cdfs: tuple | None = None,
+           bits: str = "jax") -> Batch:
     """Draw B i.i.d. samples: x_1..x_{T+1} ~ mu, k = x_{T+1}, s ~ q(k), x_o ~ P[:, x_s].
-    ``cdfs = task_cdfs(task)`` may be passed in (computed once for many steps)."""
+    ``cdfs = task_cdfs(task)`` may be passed in (computed once for many steps). ``bits``
+    (``BITS``): the B x (T + 3) uniforms by ``uniform`` ("jax": jax.random's numbers) or by
+    ``paired`` (both words of each threefry block: other numbers, half the blocks)."""
     T = task.T
-    u = uniform(key, (B, T + 3), task.P.dtype)
+    if bits not in BITS:
+        raise ValueError(f"bits: must be one of {BITS}, got {bits!r}")
+    u = (uniform if bits == "jax" else paired)(key, (B, T + 3), task.P.dtype)
     cmu_N, cq_NxT, cP_NxN = task_cdfs(task) if cdfs is None else cdfs
     x_BxT1 = _draw(cmu_N, u[:, : T + 1])
     tokens_BxT, query_B = x_BxT1[:, :T], x_BxT1[:, T]

@@ -189,7 +189,10 @@ class RunSpec:
         """Hash of everything that changes the numbers: format, config, runs (seeds, folds,
         settings, labels), and the digests of given tasks / starting parameters."""
         st = self.settings()
-        d = {"format": FORMAT, "config": config_to_dict(self.config),
+        cfg = config_to_dict(self.config)
+        if cfg.get("bits") == "jax":  # the default: left out, so hashes from before it stay
+            del cfg["bits"]
+        d = {"format": FORMAT, "config": cfg,
              "seeds": [int(r.seed) for r in self.runs], "folds": [list(r.fold) for r in self.runs],
              "labels": [[[k, _jsonable(v)] for k, v in r.labels] for r in self.runs],
              "settings": {k: v.tolist() for k, v in st.items()},

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from scbjax.core.model import ATTENTION
+from scbjax.core.sampler import BITS
 from scbjax.core.task import TaskConfig
 from scbjax.optim import builtins  # noqa: F401  (registers ppd, sgd, adam)
 from scbjax.optim import registry
@@ -61,6 +62,7 @@ class TrainConfig:
     - ``init``: "uniform" (V = 11^T/N, A = 11^T/T) or "random" (scale ``init_scale``).
     - ``model``: "linear" or "softmax" (A holds attention logits); ``loss``: "mse" or "ce".
     - ``population``: step with the exact population gradient instead of a sampled batch.
+    - ``bits``: "jax" (jax.random's uniforms) or "paired" (both words of a threefry block).
     """
 
     task: TaskConfig = field(TaskConfig(), "the random SCB instance of each seed")  # noqa: RUF009
@@ -90,6 +92,9 @@ class TrainConfig:
                               bound=(">=", 0))
     log_every: int = field(50, "log metrics every k steps", bound=(">=", 1))
     population: bool = field(False, "step with the exact population gradient (no sampling)")
+    bits: Literal[BITS] = field(
+        "jax", "the sampler's uniforms: jax.random's numbers (one threefry block per number), or "
+        "both 32-bit words of each block (other numbers, half the blocks; sampler.paired)")
 
     def validate(self) -> TrainConfig:
         """Type-check every field (``fields.check``), then the ranges (``fields.check_bound``)
