@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scbjax.core import sampler
+from scbjax.core.sampler import BITS
 from scbjax.core.losses import GRADS, loss_and_grad
 from scbjax.core.model import uniform_params
 from scbjax.core.task import TaskConfig, make_task
@@ -57,6 +58,9 @@ class BenchConfig:
     grad: Literal[GRADS] = field(
         "closed", "the step's gradient: closed form (its sums over tokens as scatter-adds, or as "
         "dense one-hot sums), or autodiff")
+    bits: Literal[BITS] = field(
+        "jax", "the sampler's uniforms (TrainConfig.bits): jax.random's, or both words of each "
+        "threefry block")
 
     def validate(self) -> BenchConfig:
         """Type-check every field, then the bounds; ConfigError names the field."""
@@ -71,7 +75,7 @@ def train_config(b: BenchConfig) -> TrainConfig:
     return TrainConfig(task=TaskConfig(N=b.N, T=b.T, Q=b.Q),
                        phases=(Phase(steps=b.steps, batch=b.batch, lr_V=0.01, lr_A=0.01,
                                      lam=1e-3),),
-                       optimizer="ppd", log_every=b.steps).validate()
+                       optimizer="ppd", log_every=b.steps, bits=b.bits).validate()
 
 
 def flops_per_sample_step(N: int, T: int, B: int) -> float:

@@ -27,23 +27,46 @@ def tiny(**kw):
 
 def test_paired_uniforms_are_uniform_and_not_jax():
     key = jax.random.PRNGKey(7)
-    u = np.asarray(jax.jit(lambda k: sampler.paired(k, (1000, 101)))(key))
-    assert u.shape == (1000, 101) and u.min() >= 0.0 and u.max() < 1.0
+    T = 98  # 1000 x 101 numbers: 49.5 blocks' worth per row
+    u = np.asarray(jax.jit(lambda k: sampler.paired(k, 1000, T))(key))
+    assert u.shape == (1000, T + 3) and u.min() >= 0.0 and u.max() < 1.0
     assert stats.kstest(u.ravel(), "uniform").pvalue > 1e-4
     counts = np.bincount((u.ravel() * 50).astype(int), minlength=50)
     assert stats.chisquare(counts).pvalue > 1e-4
-    H = 51  # the two words of one block: positions j and H + j, uncorrelated
-    r = np.corrcoef(u[:, :50].ravel(), u[:, H:H + 50].ravel())[0, 1]
-    assert abs(r) < 5 / np.sqrt(50_000)
-    assert not np.allclose(u, np.asarray(jax.random.uniform(key, (1000, 101))))
+    H = 50  # the two words of one block: positions j and H + j, uncorrelated
+    r = np.corrcoef(u[:, :49].ravel(), u[:, H:H + 49].ravel())[0, 1]
+    assert abs(r) < 5 / np.sqrt(49_000)
+    r = np.corrcoef(u[:, T + 1], u[:, T + 2])[0, 1]  # the last block's two words
+    assert abs(r) < 5 / np.sqrt(1000)
+    assert not np.allclose(u, np.asarray(jax.random.uniform(key, (1000, T + 3))))
 
 
 def test_paired_rows_do_not_depend_on_the_row_count():
     key = jax.random.PRNGKey(3)
-    for n in (6, 7):
-        big, small = sampler.paired(key, (8, n)), sampler.paired(key, (5, n))
+    for T in (4, 5):
+        big, small = sampler.paired(key, 8, T), sampler.paired(key, 5, T)
         np.testing.assert_array_equal(np.asarray(big[:5]), np.asarray(small))
-        assert len(np.unique(np.asarray(big))) == 8 * n  # no number repeats
+        assert len(np.unique(np.asarray(big))) == 8 * (T + 3)  # no number repeats
+
+
+@pytest.mark.parametrize("N", [5, 200])  # packed draws; above COMPARE_ALL_MAX, unpacked
+def test_paired_sample_draws_from_the_paired_uniforms(N):
+    """The sampler's packed draws are the inverse-CDF draws of ``paired``'s numbers."""
+    T, B = 7, 6
+    task = s.make_task(jax.random.PRNGKey(0), s.TaskConfig(N=N, T=T, Q=2))
+    key = jax.random.PRNGKey(5)
+    b = jax.jit(lambda k: sampler.sample(k, task, B, bits="paired"))(key)
+    u = sampler.paired(key, B, T)
+    cmu, cq, cP = sampler.task_cdfs(task)
+    x = np.searchsorted(np.asarray(cmu), np.asarray(u[:, :T + 1]), side="right")
+    np.testing.assert_array_equal(np.asarray(b.tokens), x[:, :T])
+    np.testing.assert_array_equal(np.asarray(b.query), x[:, T])
+    s_B = [np.searchsorted(np.asarray(cq[k]), float(u[i, T + 1]), side="right")
+           for i, k in enumerate(x[:, T])]
+    xs = x[np.arange(B), s_B]
+    o = [np.searchsorted(np.asarray(cP[v]), float(u[i, T + 2]), side="right")
+         for i, v in enumerate(xs)]
+    np.testing.assert_array_equal(np.asarray(b.target), o)
 
 
 def test_sample_refuses_unknown_bits():
