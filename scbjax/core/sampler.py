@@ -79,15 +79,16 @@ def _raw(key: Array) -> Array:
     return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
 
 
-def _to_unit(w: Array) -> Array:
+def to_unit(w: Array) -> Array:
     """A uint32 word as a float32 in [0, 1) from its 23 high bits (as ``uniform``)."""
     mant = (w >> _U32(9)) | _U32(0x3F800000)  # 1.0 + 23 random mantissa bits
     u = jax.lax.bitcast_convert_type(mant, jnp.float32) - jnp.float32(1.0)
     return jnp.maximum(jnp.float32(0.0), u)
 
 
-def _blocks(key: Array, B: int, T: int) -> tuple[Array, Array, int]:
-    """Both words (each B x (H + 1)) of the blocks of ``paired``, and H = ceil((T + 1) / 2)."""
+def paired_blocks(key: Array, B: int, T: int) -> tuple[Array, Array, int]:
+    """(first words, second words, H): the B x (H + 1) blocks of ``paired`` (row b: counters
+    b (H + 1) + j), H = ceil((T + 1) / 2)."""
     H = (T + 2) // 2
     k = _raw(key)
     ctr_BxH1 = jax.lax.iota(_U32, B * (H + 1)).reshape(B, H + 1)
@@ -103,9 +104,9 @@ def paired(key: Array, B: int, T: int) -> Array:
     block H gives positions T + 1 and T + 2 (the position and target draws). A row's numbers
     depend only on b and T: the first b rows of B are the rows of b (padded batches draw what
     unpadded ones do)."""
-    b1, b2, H = _blocks(key, B, T)
-    x = jnp.concatenate([_to_unit(b1[:, :H]), _to_unit(b2[:, :H])], axis=1)[:, : T + 1]
-    return jnp.concatenate([x, _to_unit(b1[:, H:]), _to_unit(b2[:, H:])], axis=1)
+    b1, b2, H = paired_blocks(key, B, T)
+    x = jnp.concatenate([to_unit(b1[:, :H]), to_unit(b2[:, :H])], axis=1)[:, : T + 1]
+    return jnp.concatenate([x, to_unit(b1[:, H:]), to_unit(b2[:, H:])], axis=1)
 
 
 def _cdf(p: Array, axis: int = -1) -> Array:
@@ -173,10 +174,10 @@ def sample(key: Array, task: Task, B: int, cdfs: tuple | None = None,
         # The two draws of one block leave it packed in one int32 (one output per block):
         # two outputs would make XLA compute the block twice or store every round of it.
         # Then unpacked: the tokens of the words' positions (``paired``).
-        b1, b2, H = _blocks(key, B, T)
-        d = _draw_pair(cmu_N, _to_unit(b1[:, :H]), _to_unit(b2[:, :H]))
+        b1, b2, H = paired_blocks(key, B, T)
+        d = _draw_pair(cmu_N, to_unit(b1[:, :H]), to_unit(b2[:, :H]))
         x_BxT1 = jnp.concatenate([d & 0xFFFF, d >> 16], axis=1)[:, : T + 1]
-        u_s, u_o = _to_unit(b1[:, H]), _to_unit(b2[:, H])
+        u_s, u_o = to_unit(b1[:, H]), to_unit(b2[:, H])
     else:
         u = paired(key, B, T)
         x_BxT1, u_s, u_o = _draw(cmu_N, u[:, : T + 1]), u[:, T + 1], u[:, T + 2]
