@@ -24,6 +24,13 @@ SEEDS=${SEEDS:-1,8,64,256,1024,4096,16384,65536}
 timeout "${T_BENCH:-200}" $PY -m scbjax bench --json --seeds "$SEEDS" --steps 300 \
   --loop-seeds 1 --loop-steps 50 --repeats 5 > "$OUT/bench.json" 2> "$OUT/bench.err"
 echo "bench rc=$?"; show "$OUT/bench.json"
+# the paired bits (TrainConfig.bits) and the batch grid (issue 20)
+timeout "${T_PAIRED:-90}" $PY -m scbjax bench --json --bits paired --seeds 256,16384 --steps 300 \
+  --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/bench_paired.json" 2> "$OUT/bench_paired.err"
+echo "bench paired rc=$?"; show "$OUT/bench_paired.json"
+timeout "${T_BGRID:-120}" $PY -m scbjax bench --batch-grid --steps 50 --repeats 3 \
+  > "$OUT/batch_grid.txt" 2> "$OUT/batch_grid.err"
+echo "batch grid rc=$?"; cat "$OUT/batch_grid.txt"
 # the other form of the sums over tokens (dense one-hot sums; the default is scatter-adds)
 timeout "${T_FORM:-90}" $PY -m scbjax bench --json --grad closed_dense --seeds "${FORM_SEEDS:-1024,16384,65536}" \
   --steps 300 --loop-seeds 1 --loop-steps 20 --repeats 5 > "$OUT/bench_dense.json" 2> "$OUT/bench_dense.err"

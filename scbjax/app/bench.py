@@ -1,4 +1,4 @@
-"""``scbjax bench``: throughput of the vmapped run against a per-seed loop and a floor.
+"""``scbjax bench``: throughput of the vmapped run against a per-seed loop and two bounds.
 
 Canonical configuration: N = 16, T = 64, Q = 2, batch B = 8, the paper's method (ppd, true mu,
 affine projections, lambda = 1e-3), uniform start. Measured, in one process:
@@ -8,12 +8,15 @@ affine projections, lambda = 1e-3), uniform start. Measured, in one process:
     ``repeats`` timed calls after compiling, timed round-robin with the floor's calls (c);
 (b) a plain per-seed loop: a Python loop over seeds and steps around one jitted step (the same
     step function, one seed at a time);
-(c) the floor for the work of (a) at S seeds: the time of a jitted function that only draws the
-    same uniform numbers (S x steps x B x (T + 3), by ``fold_in(key, step)`` as the sampler does)
-    plus the step's arithmetic (``flops_per_sample_step`` x S x steps x B) at this machine's
-    matrix-multiply rate (a 512 x 512 float32 matmul, timed here); the ratio (a) / floor;
-    also the same floor with the uniforms drawn as the step draws them, by the fused threefry
-    of ``sampler.uniform`` (the same numbers, bit for bit; ``fused_floor_samples_per_s``);
+(c) two bounds, timed round-robin with (a) (``bench_bounds``): the random-number bound (the
+    step's uniforms alone, S x steps x B x (T + 3), by the faster of the fused threefry
+    ``sampler.uniform`` and ``sampler.paired``) and the memory bound (V and A read and written
+    once per seed-step at the measured copy bandwidth); the ratio of (a) to each;
+    on a CPU also the older floor: the same uniforms by ``jax.random`` plus the step's
+    arithmetic (``flops_per_sample_step`` x S x steps x B) at this machine's matrix-multiply
+    rate (a 512 x 512 float32 matmul, timed here), and that floor with the fused draw
+    (``fused_floor_samples_per_s``); on accelerators (where the matmul rate moved 1.1-3.5x
+    between runs) the floor's fields are None;
 (d) compile time of (a) and peak memory (XLA's argument + output + temporary bytes of the
     compiled call, and the process's maximum resident set size).
 """
@@ -31,7 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scbjax.app.bench_bounds import bounds, bytes_per_seed_step, copy_bandwidth, rng_call
 from scbjax.core import sampler
+from scbjax.core.sampler import BITS
 from scbjax.core.losses import GRADS, loss_and_grad
 from scbjax.core.model import uniform_params
 from scbjax.core.task import TaskConfig, make_task
@@ -57,6 +62,11 @@ class BenchConfig:
     grad: Literal[GRADS] = field(
         "closed", "the step's gradient: closed form (its sums over tokens as scatter-adds, or as "
         "dense one-hot sums), or autodiff")
+    copy_mb: int = field(256, "MB of the array whose copy measures the memory bandwidth",
+                         bound=(">=", 1))
+    bits: Literal[BITS] = field(
+        "jax", "the sampler's uniforms (TrainConfig.bits): jax.random's, or both words of each "
+        "threefry block")
 
     def validate(self) -> BenchConfig:
         """Type-check every field, then the bounds; ConfigError names the field."""
@@ -71,7 +81,7 @@ def train_config(b: BenchConfig) -> TrainConfig:
     return TrainConfig(task=TaskConfig(N=b.N, T=b.T, Q=b.Q),
                        phases=(Phase(steps=b.steps, batch=b.batch, lr_V=0.01, lr_A=0.01,
                                      lam=1e-3),),
-                       optimizer="ppd", log_every=b.steps).validate()
+                       optimizer="ppd", log_every=b.steps, bits=b.bits).validate()
 
 
 def flops_per_sample_step(N: int, T: int, B: int) -> float:
@@ -99,26 +109,6 @@ def best_interleaved(calls: dict, repeats: int) -> dict:
             jax.block_until_ready(f())
             best[k] = min(best[k], time.perf_counter() - t0)
     return best
-
-
-def rng_call(keys, steps: int, B: int, T: int, fused: bool = False):
-    """Compiled, warmed-up call that draws only the sampler's uniforms for all seeds and
-    steps, by ``jax.random`` (the floor) or, ``fused``, by the step's own ``sampler.uniform``
-    (the same numbers)."""
-    fold, unif = ((sampler.fold_in, sampler.uniform) if fused
-                  else (jax.random.fold_in, jax.random.uniform))
-
-    def one(key):
-        def body(acc, t):
-            u = unif(fold(key, t), (B, T + 3))
-            return acc + u.sum(), None  # every draw is used (else XLA skips them)
-
-        return jax.lax.scan(body, jnp.zeros((), jnp.float32),
-                            jnp.arange(steps, dtype=jnp.int32))[0]
-
-    f = jax.jit(jax.vmap(one))
-    jax.block_until_ready(f(keys))
-    return lambda: f(keys)
 
 
 def vmapped_call(b: BenchConfig, S: int):
@@ -247,50 +237,43 @@ def cpu_model() -> str:
 
 
 def run_bench(b: BenchConfig) -> dict:
-    rate = matmul_flops_per_s()
+    accel = jax.devices()[0].platform != "cpu"  # there the matmul floor is left out
+    rate = None if accel else matmul_flops_per_s()
+    bw = copy_bandwidth(b.copy_mb, b.repeats)
     fps = flops_per_sample_step(b.N, b.T, b.batch)
     rows = []
     for S in b.seeds:
         work = S * b.steps * b.batch
         keys = seed_keys(range(S))
         step, compile_s, mem_bytes = vmapped_call(b, S)
-        best = best_interleaved({"step": step,
-                                 "rng": rng_call(keys, b.steps, b.batch, b.T),
-                                 "fused": rng_call(keys, b.steps, b.batch, b.T, fused=True)},
-                                b.repeats)
-        t_rng, t_fused = best["rng"], best["fused"]
+        calls = {"step": step, **{h: rng_call(keys, b.steps, b.batch, b.T, h)
+                                  for h in ("fused", "paired")}}
+        if not accel:
+            calls["jax.random"] = rng_call(keys, b.steps, b.batch, b.T)
+        best = best_interleaved(calls, b.repeats)
         r = {"seeds": S, "samples_per_s": work / best["step"], "run_s": best["step"],
-             "compile_s": compile_s, "xla_bytes": mem_bytes}
-        r["rng_s"] = t_rng
-        r["floor_samples_per_s"] = work / (t_rng + work * fps / rate)
-        r["ratio_to_floor"] = r["samples_per_s"] / r["floor_samples_per_s"]
-        r["rng_fused_s"] = t_fused
-        r["fused_floor_samples_per_s"] = work / (t_fused + work * fps / rate)
+             "compile_s": compile_s, "xla_bytes": mem_bytes, "rng_fused_s": best["fused"],
+             "rng_paired_s": best["paired"],
+             **bounds(work, best, b.N, b.T, b.batch, bw)}
+        r["ratio_to_rng_bound"] = r["samples_per_s"] / r["rng_bound_samples_per_s"]
+        r["ratio_to_mem_bound"] = r["samples_per_s"] / r["mem_bound_samples_per_s"]
+        r["rng_s"] = best.get("jax.random")
+        for name, t in (("floor", r["rng_s"]), ("fused_floor", best["fused"])):
+            r[f"{name}_samples_per_s"] = None if accel else work / (t + work * fps / rate)
+            r[f"ratio_to_{name}"] = (None if accel else
+                                     r["samples_per_s"] / r[f"{name}_samples_per_s"])
         rows.append(r)
     loop = per_seed_loop(b)
-    last = rows[-1]
+    col = {k: [r[k] for r in rows] for k in rows[0]}
     return {
         "config": {**dataclasses.asdict(b), "method": "ppd", "lam": 1e-3, "lr": 0.01},
-        "form": _form(b.grad),
-        "seeds": [r["seeds"] for r in rows],
-        "samples_per_s": [r["samples_per_s"] for r in rows],
-        "floor_samples_per_s": [r["floor_samples_per_s"] for r in rows],
-        "ratio_to_floor": [r["ratio_to_floor"] for r in rows],
-        "compile_s": [r["compile_s"] for r in rows],
-        "xla_bytes": [r["xla_bytes"] for r in rows],
-        "rng_s": [r["rng_s"] for r in rows],
-        "rng_fused_s": [r["rng_fused_s"] for r in rows],
-        "fused_floor_samples_per_s": [r["fused_floor_samples_per_s"] for r in rows],
-        "ratio_to_fused_floor": [r["samples_per_s"] / r["fused_floor_samples_per_s"]
-                                 for r in rows],
+        "form": _form(b.grad), **col,
         "loop_samples_per_s": loop,
-        "speedup_vs_loop": last["samples_per_s"] / loop,
-        "matmul_flops_per_s": rate,
-        "flops_per_sample_step": fps,
+        "speedup_vs_loop": rows[-1]["samples_per_s"] / loop,
+        "copy_bytes_per_s": bw, "bytes_per_seed_step": bytes_per_seed_step(b.N, b.T),
+        "matmul_flops_per_s": rate, "flops_per_sample_step": fps,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "machine": machine(),
-        "device": device_info(),
-        "versions": versions(),
+        "machine": machine(), "device": device_info(), "versions": versions(),
     }
 
 
@@ -321,33 +304,47 @@ def machine() -> dict:
     return {"cpu": cpu_model(), "cores": _cores(), "devices": devices()}
 
 
+def _g(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
 def format_bench(r: dict) -> str:
     c = r["config"]
+    cpu = r["floor_samples_per_s"][0] is not None
     lines = [f"scbjax bench: N={c['N']} T={c['T']} Q={c['Q']} B={c['batch']} method=ppd "
-             f"grad={c.get('grad', 'closed')}({r.get('form', '?')}) "
+             f"grad={c.get('grad', 'closed')}({r.get('form', '?')}) bits={c.get('bits', 'jax')} "
              f"steps={c['steps']}  ({r['machine']['cpu']}, {r['machine']['cores']} cores, "
              f"jax {r['versions']['jax']})",
-             f"{'seeds':>6} {'vmapped/s':>12} {'floor/s':>12} {'ratio':>7} {'compile s':>10} "
-             f"{'XLA MB':>8}"]
+             f"{'seeds':>6} {'step/s':>10} {'rng bound':>10} {'ratio':>6} {'mem bound':>10} "
+             f"{'ratio':>6}" + (f" {'floor/s':>10} {'ratio':>6}" if cpu else "")
+             + f" {'compile s':>9} {'XLA MB':>7}"]
     for i, S in enumerate(r["seeds"]):
         mb = r["xla_bytes"][i]
-        lines.append(f"{S:>6d} {r['samples_per_s'][i]:>12.4g} {r['floor_samples_per_s'][i]:>12.4g}"
-                     f" {r['ratio_to_floor'][i]:>7.2f} {r['compile_s'][i]:>10.2f} "
-                     f"{(mb / 2**20 if mb is not None else float('nan')):>8.2f}")
+        lines.append(
+            f"{S:>6d} {r['samples_per_s'][i]:>10.4g} {r['rng_bound_samples_per_s'][i]:>10.4g} "
+            f"{r['ratio_to_rng_bound'][i]:>6.2f} {r['mem_bound_samples_per_s'][i]:>10.4g} "
+            f"{r['ratio_to_mem_bound'][i]:>6.3f}"
+            + (f" {_g(r['floor_samples_per_s'][i], '10.4g')} "
+               f"{_g(r['ratio_to_floor'][i], '6.2f')}" if cpu else "")
+            + f" {r['compile_s'][i]:>9.2f} "
+            f"{(mb / 2**20 if mb is not None else float('nan')):>7.2f}")
     lines.append(f"per-seed loop (Python loop around a jitted step): "
                  f"{r['loop_samples_per_s']:.4g} sample-steps/s; vmapped at {r['seeds'][-1]} "
                  f"seeds = {r['speedup_vs_loop']:.1f}x the loop")
-    lines.append(f"floor = uniforms' draw time + {r['flops_per_sample_step']:.0f} flops per "
-                 f"sample-step at the measured matmul rate {r['matmul_flops_per_s'] / 1e9:.1f} "
-                 f"GFLOP/s; peak RSS {r['peak_rss_mb']:.0f} MB")
-    fused = ", ".join(f"{q:.2f}" for q in r["ratio_to_fused_floor"])
-    lines.append(f"the step draws the same uniforms by a fused threefry: its own floor "
-                 f"{r['fused_floor_samples_per_s'][-1]:.4g}/s at {r['seeds'][-1]} seeds; "
-                 f"ratio to it {fused}")
+    lines.append(f"rng bound = the step's uniforms alone by the faster of the fused and the "
+                 f"paired threefry ({', '.join(r['rng_bound_draw'])}); mem bound = B x copy "
+                 f"bandwidth {r['copy_bytes_per_s'] / 1e9:.1f} GB/s / "
+                 f"{r['bytes_per_seed_step']} bytes per seed-step (V, A read + written)")
+    if cpu:
+        lines.append(f"floor = jax.random uniforms' draw time + {r['flops_per_sample_step']:.0f} "
+                     f"flops per sample-step at the measured matmul rate "
+                     f"{r['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s; with the fused draw "
+                     f"{r['fused_floor_samples_per_s'][-1]:.4g}/s at {r['seeds'][-1]} seeds")
     dev = r["device"]
     mem = dev.get("memory", {})
-    lines.append(f"device: {dev['platform']} {dev['kind']} x{dev['count']}"
-                 + (f", peak {mem['peak_bytes_in_use'] / 2**20:.0f} MB of "
+    lines.append(f"device: {dev['platform']} {dev['kind']} x{dev['count']}; peak RSS "
+                 f"{r['peak_rss_mb']:.0f} MB"
+                 + (f", device peak {mem['peak_bytes_in_use'] / 2**20:.0f} MB of "
                     f"{mem.get('bytes_limit', 0) / 2**30:.1f} GiB"
                     if "peak_bytes_in_use" in mem else ""))
     return "\n".join(lines)

@@ -254,6 +254,11 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--breakdown", action="store_true",
                    help="also time the step piece by piece (uniforms, fused rng, sampler, loss, "
                    "gradient, ppd step) at the largest seed count")
+    b.add_argument("--batch-grid", action="store_true",
+                   help="instead, time the step at every batch of --batch-grid-B and seed count "
+                   "of --batch-grid-seeds (sample-steps/s and seed-steps/s)")
+    b.add_argument("--batch-grid-B", default="4,8,64,256", help="batch grid: batch sizes")
+    b.add_argument("--batch-grid-seeds", default="256,16384", help="batch grid: seed counts")
     b.add_argument("--grid", action="store_true",
                    help="instead, time every (N, T, seeds) of the grid, fit the cost per "
                    "sample-step against T, T N and N^2, draw --grid-figure and append a table "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scbjax.app import bench, bench_grid, plot_runs, reproduce
+from scbjax.app import bench, bench_batch, bench_grid, plot_runs, reproduce
 from scbjax.app.sweep import SweepSpec, load_spec, run_sweep
 from scbjax.app.sweep_tables import format_summary
 from scbjax.core.metrics import stage1_length
@@ -268,6 +268,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
                                   repeats=a.repeats, grad=a.grad)
         return bench_grid.grid_command(bench_grid.GridOptions(
             g, figure=a.grid_figure, markdown=a.grid_md, note=a.grid_note, as_json=a.json))
+    if a.batch_grid:
+        Bs = _ints(a.batch_grid_B, "batch_grid_B")
+        grid_seeds = _ints(a.batch_grid_seeds, "batch_grid_seeds")
+        check_fits(bench.train_config(dataclasses.replace(b, batch=max(Bs))), max(grid_seeds))
+        r = bench_batch.run_batch_grid(b, Bs, grid_seeds)
+        print(json.dumps(r) if a.json else bench_batch.format_batch_grid(r))
+        return 0
     check_fits(bench.train_config(b), max(seeds))  # validates N, T, Q; refuses what cannot fit
     r = bench.run_bench(b)
     if a.breakdown:

@@ -72,6 +72,43 @@ def uniform(key: Array, shape: tuple[int, ...], dtype=jnp.float32) -> Array:
     return jnp.maximum(jnp.float32(0.0), u)
 
 
+BITS = ("jax", "paired")  # how the sampler draws its uniforms: see ``uniform`` and ``paired``
+
+
+def _raw(key: Array) -> Array:
+    return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+
+
+def to_unit(w: Array) -> Array:
+    """A uint32 word as a float32 in [0, 1) from its 23 high bits (as ``uniform``)."""
+    mant = (w >> _U32(9)) | _U32(0x3F800000)  # 1.0 + 23 random mantissa bits
+    u = jax.lax.bitcast_convert_type(mant, jnp.float32) - jnp.float32(1.0)
+    return jnp.maximum(jnp.float32(0.0), u)
+
+
+def paired_blocks(key: Array, B: int, T: int) -> tuple[Array, Array, int]:
+    """(first words, second words, H): the B x (H + 1) blocks of ``paired`` (row b: counters
+    b (H + 1) + j), H = ceil((T + 1) / 2)."""
+    H = (T + 2) // 2
+    k = _raw(key)
+    ctr_BxH1 = jax.lax.iota(_U32, B * (H + 1)).reshape(B, H + 1)
+    b1, b2 = _threefry2x32(k[0], k[1], jnp.zeros_like(ctr_BxH1), ctr_BxH1)
+    return b1, b2, H
+
+
+def paired(key: Array, B: int, T: int) -> Array:
+    """The B x (T + 3) uniforms of ``sample(..., bits="paired")``: both 32-bit words of each
+    Threefry-2x32 block, half the blocks of ``uniform`` (other numbers than jax's). Row b uses
+    the counters b (H + 1) + j, j <= H, H = ceil((T + 1) / 2): the first words of blocks j < H
+    give positions j, the second words positions H + j (up to T; the x_1..x_{T+1} draws), and
+    block H gives positions T + 1 and T + 2 (the position and target draws). A row's numbers
+    depend only on b and T: the first b rows of B are the rows of b (padded batches draw what
+    unpadded ones do)."""
+    b1, b2, H = paired_blocks(key, B, T)
+    x = jnp.concatenate([to_unit(b1[:, :H]), to_unit(b2[:, :H])], axis=1)[:, : T + 1]
+    return jnp.concatenate([x, to_unit(b1[:, H:]), to_unit(b2[:, H:])], axis=1)
+
+
 def _cdf(p: Array, axis: int = -1) -> Array:
     """Cumulative sums with the last entry pinned to 1, so a draw never falls off the end."""
     c = jnp.cumsum(p, axis=axis)
@@ -101,22 +138,53 @@ def _draw(cdf_K: Array, u: Array) -> Array:
     return i
 
 
+_PACK_MAX = min(2**15, COMPARE_ALL_MAX)  # two draws share one int32 (``sample``)
+
+
+def _draw_pair(cdf_K: Array, u1: Array, u2: Array) -> Array:
+    """``_draw(cdf_K, u1) | _draw(cdf_K, u2) << 16`` (K <= ``COMPARE_ALL_MAX``) as one
+    reduction over the cdf entries: its result is stored once (XLA does not recompute a
+    reduction in each reader), and the threefry that makes u1, u2 is computed once per block
+    inside it (hoisted out of the loop over the entries)."""
+    c = cdf_K[:-1].reshape((1,) * u1.ndim + (-1,))
+    one = (c <= u1[..., None]).astype(jnp.int32) + ((c <= u2[..., None]).astype(jnp.int32) << 16)
+    return jnp.sum(one, axis=-1, dtype=jnp.int32)
+
+
 def task_cdfs(task: Task) -> tuple[Array, Array, Array]:
     """(cdf of mu [N], cdfs of q(k) [N, T] by row, cdfs of P[:, j] [N, N] by row)."""
     return _cdf(task.mu), _cdf(task.q.T), _cdf(task.P.T)
 
 
-def sample(key: Array, task: Task, B: int, cdfs: tuple | None = None) -> Batch:
+def sample(key: Array, task: Task, B: int, cdfs: tuple | None = None,
+           bits: str = "jax") -> Batch:
     """Draw B i.i.d. samples: x_1..x_{T+1} ~ mu, k = x_{T+1}, s ~ q(k), x_o ~ P[:, x_s].
-    ``cdfs = task_cdfs(task)`` may be passed in (computed once for many steps)."""
+    ``cdfs = task_cdfs(task)`` may be passed in (computed once for many steps). ``bits``
+    (``BITS``): the B x (T + 3) uniforms by ``uniform`` ("jax": jax.random's numbers) or by
+    ``paired`` (both words of each threefry block: other numbers, half the blocks)."""
     T = task.T
-    u = uniform(key, (B, T + 3), task.P.dtype)
+    if bits not in BITS:
+        raise ValueError(f"bits: must be one of {BITS}, got {bits!r}")
     cmu_N, cq_NxT, cP_NxN = task_cdfs(task) if cdfs is None else cdfs
-    x_BxT1 = _draw(cmu_N, u[:, : T + 1])
+    N = cmu_N.shape[0]
+    if bits == "jax":
+        u = uniform(key, (B, T + 3), task.P.dtype)
+        x_BxT1, u_s, u_o = _draw(cmu_N, u[:, : T + 1]), u[:, T + 1], u[:, T + 2]
+    elif N <= _PACK_MAX:
+        # The two draws of one block leave it packed in one int32 (one output per block):
+        # two outputs would make XLA compute the block twice or store every round of it.
+        # Then unpacked: the tokens of the words' positions (``paired``).
+        b1, b2, H = paired_blocks(key, B, T)
+        d = _draw_pair(cmu_N, to_unit(b1[:, :H]), to_unit(b2[:, :H]))
+        x_BxT1 = jnp.concatenate([d & 0xFFFF, d >> 16], axis=1)[:, : T + 1]
+        u_s, u_o = to_unit(b1[:, H]), to_unit(b2[:, H])
+    else:
+        u = paired(key, B, T)
+        x_BxT1, u_s, u_o = _draw(cmu_N, u[:, : T + 1]), u[:, T + 1], u[:, T + 2]
     tokens_BxT, query_B = x_BxT1[:, :T], x_BxT1[:, T]
-    s_B = jax.vmap(_draw)(cq_NxT[query_B], u[:, T + 1])
+    s_B = jax.vmap(_draw)(cq_NxT[query_B], u_s)
     xs_B = jnp.take_along_axis(tokens_BxT, s_B[:, None], axis=1)[:, 0]
-    target_B = jax.vmap(_draw)(cP_NxN[xs_B], u[:, T + 2])
+    target_B = jax.vmap(_draw)(cP_NxN[xs_B], u_o)
     return Batch(tokens=tokens_BxT, query=query_B, target=target_B)
 
 

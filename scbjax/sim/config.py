@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from scbjax.core.model import ATTENTION
+from scbjax.core.sampler import BITS
 from scbjax.core.task import TaskConfig
 from scbjax.optim import builtins  # noqa: F401  (registers ppd, sgd, adam)
 from scbjax.optim import registry
@@ -66,6 +67,7 @@ class TrainConfig:
     - ``model``: "linear" or "softmax" (A holds attention logits); ``loss``: "mse" or "ce".
     - ``population``: step with the exact population gradient instead of a sampled batch.
     - ``fused``: "auto", "on" or "off": the fused Pallas step (``scbjax.sim.fused``).
+    - ``bits``: "jax" (jax.random's uniforms) or "paired" (both words of a threefry block).
     """
 
     task: TaskConfig = field(TaskConfig(), "the random SCB instance of each seed")  # noqa: RUF009
@@ -99,6 +101,9 @@ class TrainConfig:
         "auto", "the fused training step (one Pallas kernel per log interval, sim.fused): auto "
         "(on a GPU backend, for the configurations it covers), on (ConfigError where not "
         "covered; off a GPU it runs interpreted, slowly), off (the XLA step)")
+    bits: Literal[BITS] = field(
+        "jax", "the sampler's uniforms: jax.random's numbers (one threefry block per number), or "
+        "both 32-bit words of each block (other numbers, half the blocks; sampler.paired)")
 
     def validate(self) -> TrainConfig:
         """Type-check every field (``fields.check``), then the ranges (``fields.check_bound``)

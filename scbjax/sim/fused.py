@@ -43,7 +43,8 @@ def covered(config: TrainConfig, max_dataset: int = 0, grad: str = "closed") -> 
            (max_dataset > 0, "a fixed dataset"),
            (grad == "autodiff", "grad='autodiff'"),
            (config.optimizer not in ("ppd", "sgd"), f"optimizer {config.optimizer!r}"),
-           (any(p.freeze for p in config.phases), "a freeze phase")]
+           (any(p.freeze for p in config.phases), "a freeze phase"),
+           (config.bits != "jax", f"bits {config.bits!r} (jax only)")]
     if config.optimizer == "ppd":
         why += [(config.prox not in ("soft", "precond", "none"), f"prox {config.prox!r}"),
                 (config.projection_V not in ("affine", "none"),

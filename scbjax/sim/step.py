@@ -189,14 +189,15 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         params = init_params(config, k_init, model) if params0 is None else params0
         data = None
         if max_dataset > 0:
-            data = sample(jax.random.fold_in(k_data, keys.DATASET_FOLD), task, max_dataset)
+            data = sample(jax.random.fold_in(k_data, keys.DATASET_FOLD), task, max_dataset,
+                          bits=config.bits)
         return TrainState(params=params, opt_state=opt.init(params),
                           diverged_step=jnp.asarray(-1, jnp.int32), task=task, k_data=k_data,
                           settings=st, data=data)
 
     def get_batch(state: TrainState, step: Array, B: int, b: Array, cdfs=None):
         if max_dataset == 0:
-            return sample(fold_in(state.k_data, step), state.task, B, cdfs)
+            return sample(fold_in(state.k_data, step), state.task, B, cdfs, config.bits)
         return epoch_batch(state.data, state.k_data, step, b, state.settings.dataset, B)
 
     def step(state: TrainState, t: Array, max_batch: int, masked: bool, cdfs=None):

@@ -13,7 +13,7 @@ from scbjax.app.cli import main
 def test_bench_json_end_to_end(capsys):
     rc = main(["bench", "--json", "--seeds", "3", "--steps", "20", "--N", "4", "--T", "6",
                "--Q", "2", "--batch", "4", "--loop-seeds", "1", "--loop-steps", "5",
-               "--repeats", "1"])
+               "--repeats", "1", "--copy-mb", "2"])
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
     for k in ("seeds", "samples_per_s", "loop_samples_per_s", "floor_samples_per_s",
@@ -28,6 +28,16 @@ def test_bench_json_end_to_end(capsys):
                        r["ratio_to_fused_floor"]):
         assert abs(a / f - q) < 1e-9
     assert r["device"]["platform"] == "cpu" and r["device"]["count"] >= 1
+    assert r["bytes_per_seed_step"] == 2 * 4 * (4 * 4 + 6 * 4) and r["copy_bytes_per_s"] > 0
+    for i, a in enumerate(r["samples_per_s"]):
+        for bound in ("rng", "mem"):
+            assert abs(a / r[f"{bound}_bound_samples_per_s"][i] - r[f"ratio_to_{bound}_bound"][i]
+                       ) < 1e-9
+        assert r["rng_bound_draw"][i] in ("fused", "paired")
+        t = min(r["rng_fused_s"][i], r["rng_paired_s"][i])
+        assert abs(r["rng_bound_samples_per_s"][i] * t - 3 * 20 * 4) < 1e-6
+    assert abs(r["mem_bound_samples_per_s"][0] * r["bytes_per_seed_step"] / 4
+               - r["copy_bytes_per_s"]) < 1e-3 * r["copy_bytes_per_s"]
     assert isinstance(r["device"]["kind"], str) and r["device"]["kind"]
 
 
@@ -49,6 +59,22 @@ def test_bench_text_and_bad_input(capsys):
     assert "seeds" in capsys.readouterr().err
     assert main(["bench", "--Q", "9", "--T", "4"]) == 2
     assert capsys.readouterr().err.startswith("scbjax: error: task.Q")
+
+
+def test_batch_grid_json(capsys):
+    """--batch-grid: one row per (seeds, batch), sample-steps/s = B x seed-steps/s."""
+    rc = main(["bench", "--batch-grid", "--json", "--batch-grid-B", "2,3",
+               "--batch-grid-seeds", "2", "--steps", "5", "--N", "4", "--T", "6",
+               "--repeats", "1", "--bits", "paired"])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [(x["seeds"], x["batch"]) for x in r["rows"]] == [(2, 2), (2, 3)]
+    for x in r["rows"]:
+        assert x["samples_per_s"] > 0
+        assert abs(x["samples_per_s"] - x["batch"] * x["steps_per_s"]) < 1e-6 * x["samples_per_s"]
+    assert r["config"]["bits"] == "paired"
+    assert main(["bench", "--batch-grid", "--batch-grid-B", "0"]) == 2
+    assert "batch_grid_B" in capsys.readouterr().err
 
 
 def test_flops_count():

@@ -126,7 +126,7 @@ def test_auto_off_cpu_and_coverage():
     assert not fused.resolve_fused(dataclasses.replace(cfg, fused="off"), backend="gpu",
                                    devices=1)
     for other in (dict(optimizer="adam"), dict(prox="affine_exact"), dict(loss="ce"),
-                  dict(projection_V="simplex"), dict(model="softmax")):
+                  dict(projection_V="simplex"), dict(model="softmax"), dict(bits="paired")):
         c = dataclasses.replace(cfg, **other)
         assert fused.covered(c) is not None
         assert not fused.resolve_fused(c, backend="gpu", devices=1)
