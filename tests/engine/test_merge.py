@@ -11,6 +11,7 @@ import pytest
 from scbjax.core.task import TaskConfig, make_task
 from scbjax.engine import checkpoint, merge
 from scbjax.engine.executor import Log, execute
+from scbjax.engine.results import result_bytes
 from scbjax.engine.spec import RunSpec, grid, run
 from scbjax.engine.store import META, load_runs
 from scbjax.sim.config import Phase, TrainConfig
@@ -81,6 +82,9 @@ def test_merged_results_are_the_bits_of_separate_groups(separate, tmp_path):
     assert load_runs(tmp_path / "b").meta["group"] == ["a", "b", "c"]
     one = execute({"d": OTHER}, tmp_path / "one", log=QUIET)
     assert "group" not in one["d"].meta
+    for n, spec in SPECS.items():  # the plan's size of the results is the written size
+        assert result_bytes(spec) == sum(v.nbytes for k, v in _arrays(tmp_path)[n].items()
+                                         if k != META)
     again = execute(SPECS, tmp_path, log=QUIET)  # reused, not rerun
     np.testing.assert_array_equal(again["c"]["params/A"], rs["c"]["params/A"])
 
