@@ -98,27 +98,23 @@ def compile_key(spec: RunSpec) -> str:
 
 def groups(specs: Mapping[str, RunSpec],
            fits: Callable[[RunSpec, int], bool] = lambda spec, runs: True) -> list[list[str]]:
-    """The specs' names in groups, in the order the groups run: each group is headed by the
-    first spec not yet placed and takes every later spec with the same ``compile_key`` whose
-    ``tasks``/``params0`` are not functions (a function may read the results of the specs
-    before it: such a spec is never run earlier than its turn), while ``fits(head, runs)``
-    holds for the group's runs. Specs are validated."""
-    keys = {n: compile_key(s.validate(n)) for n, s in specs.items()}
-    placed: set = set()
-    out = []
-    for n in specs:
-        if n in placed:
+    """The specs' names in groups, in the order the groups run (that of their first spec): a
+    spec joins the latest group of its ``compile_key`` while ``fits(first spec, runs of the
+    group with it)`` holds, unless its ``tasks``/``params0`` are functions (a function may
+    read the results of the specs before it: such a spec is never run before its turn, and
+    heads a group of its own, which later specs may join). Specs are validated."""
+    out: list[list[str]] = []
+    open_: dict = {}  # compile key -> (group, its runs)
+    for n, s in specs.items():
+        k = compile_key(s.validate(n))
+        g = open_.get(k)
+        if (g is not None and not (callable(s.tasks) or callable(s.params0))
+                and fits(specs[g[0][0]], g[1] + len(s.runs))):
+            g[0].append(n)
+            open_[k] = (g[0], g[1] + len(s.runs))
             continue
-        g, R = [n], len(specs[n].runs)
-        for m, s in specs.items():
-            if (m not in placed and m not in g and keys[m] == keys[n]
-                    and list(specs).index(m) > list(specs).index(n)
-                    and not (callable(s.tasks) or callable(s.params0))
-                    and fits(specs[n], R + len(s.runs))):
-                g.append(m)
-                R += len(s.runs)
-        placed.update(g)
-        out.append(g)
+        out.append([n])
+        open_[k] = (out[-1], len(s.runs))
     return out
 
 

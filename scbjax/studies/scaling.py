@@ -39,7 +39,10 @@ reported at both):
   <= eps (searched from the stage-1 log point on). Samples to eps (transfer): from step 0.
 - Log points every ``max(1, T N / (4 B))`` steps (B the first schedule's batch): the same
   resolution relative to a stage 1 that grows like T (the relative bias of a first-crossing
-  time is then the same at every T).
+  time is then the same at every T). In --full they are log-spaced beyond the first ~43
+  such intervals (``LOG_PER_DECADE`` per decade: consecutive points 2.3% apart, at every T):
+  stage 1 ends within the linear part, and the later crossings (excess <= eps, which ends
+  stage 2 and gives the samples to eps) are located to 2.3% of their time at every T.
 - A run that never crosses within the horizon has length +inf (censored).
 - Exponent of a length y against x (T, N or Q): least squares of log(median over seeds of y)
   on log x, one point per x; 95% interval by bootstrap over seeds (``base.fit_exponent``,
