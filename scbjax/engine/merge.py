@@ -7,8 +7,10 @@ fixed-dataset size and the chunking (``compile_key``). Specs with the same key a
 (``groups``): each member is initialised on its own (its own tasks, starts and generator),
 their states are stacked along the run axis (``stack``), advanced together, and split back
 (``take``) into each spec's own checkpoint and results, written exactly as a group of one
-writes them: a run does not depend on its vmap neighbours (per-step data come from
-``fold_in(key, step)`` of its own key), so a spec's results are the same bits merged or not.
+writes them. A run draws the same numbers in any group (per-step data come from
+``fold_in(key, step)`` of its own key), but XLA may reduce a batch of R runs differently for
+another R, so a spec's results merged equal its results alone to float32 rounding, bit for
+bit only where the group size does not change XLA's reductions (docs/findings.md §5.1).
 A user optimizer's factory may read any field: its specs merge only with identical configs.
 """
 
