@@ -570,7 +570,7 @@ def test_truncated_or_deleted_results_are_named_and_recomputed(trained, tmp_path
     deleted: the rerun names the file and recomputes the spec (stopped here as it starts; a
     recomputed spec equals the first run: test_engine) instead of a BadZipFile /
     FileNotFoundError on every rerun; until then the damaged files stay as they were."""
-    from scbjax.engine import executor
+    from scbjax.engine import executor, group
     from scbjax.app.cli import main
 
     d = copy_of(trained, tmp_path)
@@ -585,7 +585,7 @@ def test_truncated_or_deleted_results_are_named_and_recomputed(trained, tmp_path
         damage()
         before = snapshot(d)
         with pytest.MonkeyPatch.context() as m:
-            m.setattr(executor, "make_stepper", started)
+            m.setattr(group, "make_stepper", started)
             assert main([*TRAIN_ARGS[:-1], "--out", str(d)]) == 130
         err = capsys.readouterr().err
         assert f"[train] {d / 'results.npz'}: {said}" in err and "recomputing" in err, err
@@ -605,7 +605,7 @@ def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path
     assert main(other) == 2
     assert "holds other results" in capsys.readouterr().err
     other.append("--overwrite")
-    from scbjax.engine import executor
+    from scbjax.engine import executor, group
 
     def started(*a, **k):  # the new run starts: the old results are all still there (and the
         now = snapshot(d)  # lock of this run)
@@ -613,7 +613,7 @@ def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path
         raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(executor, "make_stepper", started)
+        m.setattr(group, "make_stepper", started)
         assert main(other) == 130
     assert snapshot(d) == before and load_runs(d).config.task.T == 4
 
@@ -621,7 +621,7 @@ def test_overwrite_removes_nothing_before_the_new_run_finishes(trained, tmp_path
 def test_stale_spec_directories_are_not_read(trained, tmp_path):
     """(1) the analysis reads the specs it names, by hash, never every directory present: a
     stale sibling (another mode's T32.. beside tiny's T8) is ignored."""
-    from scbjax.engine import executor
+    from scbjax.engine import executor, group
     from scbjax.engine.spec import RunSpec, grid
 
     cfg = s.TrainConfig(task=s.TaskConfig(N=3, T=4, Q=1), phases=(s.Phase(4, 2),), log_every=2)
@@ -659,10 +659,10 @@ def test_partial_claims_check_leaves_claims_json(tmp_path, monkeypatch):
 def test_executor_refuses_what_cannot_fit_before_compiling(tmp_path, monkeypatch):
     """(16) every job (train, sweep, each study of reproduce) goes through run_spec, which
     checks the memory estimate before compiling anything."""
-    from scbjax.engine import executor
+    from scbjax.engine import executor, group
     from scbjax.engine.spec import RunSpec, grid
 
-    monkeypatch.setattr(executor, "make_stepper", lambda *a, **k: pytest.fail("compiled"))
+    monkeypatch.setattr(group, "make_stepper", lambda *a, **k: pytest.fail("compiled"))
     cfg = s.TrainConfig(task=s.TaskConfig(N=100000))
     e = error_of(lambda: executor.run_spec("big", RunSpec(cfg, grid(range(2))), tmp_path / "b"))
     assert e.field == "big" and "estimate" in str(e) and "N=100000" in str(e)
@@ -1003,7 +1003,7 @@ WALK = [
 @pytest.mark.parametrize("argv, names", WALK, ids=[" ".join(a)[:60] for a, _ in WALK])
 def test_cli_walk_bad_arguments(argv, names, tree, capsys, monkeypatch):
     from scbjax.app import bench
-    from scbjax.engine import executor
+    from scbjax.engine import executor, group
     from scbjax.app import reproduce
     from scbjax.app.cli import main
 

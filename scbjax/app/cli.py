@@ -191,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", action="append", default=None, metavar="STUDY",
                    help="run only this study (repeatable); one of: " + ", ".join(STUDIES))
     r.add_argument("--plan", action="store_true",
-                   help="print the plan (groups, runs, samples, estimated time from a short "
-                   "calibration on this machine) and train nothing")
+                   help="print the plan (specs, the merged groups they run in, runs, samples, MB of "
+                   "results, estimated time from a short calibration on this machine) and "
+                   "train nothing")
     r.add_argument("--resume", action="store_true",
                    help="continue in --out (what the same command does anyway: finished runs "
                    "are reused by hash, interrupted ones resume from their checkpoint)")

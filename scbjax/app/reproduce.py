@@ -25,7 +25,9 @@ import jax
 
 import scbjax.studies
 from scbjax.core.task import TaskConfig
-from scbjax.engine.executor import Job, Log, execute, load, run_spec
+from scbjax.engine import merge
+from scbjax.engine.executor import Job, Log, execute, fits, load, run_spec
+from scbjax.engine.results import result_bytes
 from scbjax.engine.meta import git_commit, versions
 from scbjax.engine import outdir
 from scbjax.engine.outdir import MODES, job_mode, stored_mode, write_job
@@ -104,11 +106,14 @@ def check_out(out: Path, mode: str, overwrite: bool = False, create: bool = True
 
 
 def plan(mode: str, only: list[str] | None = None) -> list[dict]:
-    """Per study: specs, runs, samples (each run's own batch), samples drawn (the padded
-    batch every run of a spec draws), compiled calls (groups x phases)."""
+    """Per spec: runs, samples (each run's own batch), samples drawn (the padded batch every
+    run of a spec draws), compiled calls (groups x phases), the bytes of its results' arrays
+    (``results.result_bytes``) and its merged group (``merge.groups``: the first spec of the
+    group it runs in, on this machine's memory)."""
     rows = []
     for name in _select(only):
         specs = study_specs(name, mode)
+        head = {m: g[0] for g in merge.groups(specs, fits) for m in g}
         for sname, spec in specs.items():
             spec = spec.validate(f"{name}.{sname}")
             c = spec.config
@@ -118,7 +123,8 @@ def plan(mode: str, only: list[str] | None = None) -> list[dict]:
                          "N": c.task.N, "T": c.task.T, "Q": c.task.Q,
                          "steps": c.total_steps, "samples": spec.samples(), "drawn": drawn,
                          "compiles": 1 + len(set(zip(spec.max_batch(), spec.masked()))),
-                         "model": c.model, "population": c.population})
+                         "model": c.model, "population": c.population,
+                         "bytes": result_bytes(spec), "group": f"{name}/{head[sname]}"})
     return rows
 
 
@@ -150,15 +156,20 @@ def estimate_seconds(row: dict, cal: dict) -> float:
 
 def format_plan(rows: list[dict], cal: dict | None) -> str:
     lines = [f"{'study':<11} {'spec':<22} {'runs':>5} {'N':>3} {'T':>5} {'Q':>2} {'steps':>7} "
-             f"{'samples':>10}" + ("  est. s" if cal else "")]
+             f"{'samples':>10} {'MB':>6}" + ("  est. s" if cal else "") + "  merged into"]
     tot_s, tot_n, tot_r = 0.0, 0, 0
     for r in rows:
         e = estimate_seconds(r, cal) if cal else 0.0
         tot_s, tot_n, tot_r = tot_s + e, tot_n + r["samples"], tot_r + r["runs"]
         lines.append(f"{r['study']:<11} {r['spec'][:22]:<22} {r['runs']:>5} {r['N']:>3} "
-                     f"{r['T']:>5} {r['Q']:>2} {r['steps']:>7} {r['samples']:>10.3g}"
-                     + (f"  {e:6.0f}" if cal else ""))
-    lines.append(f"{len(rows)} groups, {tot_r} runs, {tot_n:.3g} samples"
+                     f"{r['T']:>5} {r['Q']:>2} {r['steps']:>7} {r['samples']:>10.3g} "
+                     f"{r.get('bytes', 0) / 1e6:6.1f}" + (f"  {e:6.0f}" if cal else "")
+                     + ("" if r.get("group", r["spec"]).endswith("/" + r["spec"])
+                        else f"  {r['group']}"))
+    merged = len({r.get("group", r["spec"]) for r in rows})
+    mb = sum(r.get("bytes", 0) for r in rows) / 1e6
+    lines.append(f"{len(rows)} specs in {merged} merged groups, {tot_r} runs, {tot_n:.3g} "
+                 f"samples, {mb:.1f} MB of results"
                  + (f", about {tot_s:.0f} s on this machine (calibrated: "
                     f"{cal['s_per_compile']:.1f} s per compile)" if cal else ""))
     return "\n".join(lines)

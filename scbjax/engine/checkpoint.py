@@ -36,8 +36,8 @@ def to_global(x, sharding) -> jax.Array:
 
 
 def to_host(x: jax.Array) -> np.ndarray:
-    """The whole of a (possibly sharded) device array on the host."""
-    if jax.process_count() == 1 or x.is_fully_addressable:
+    """The whole of a (possibly sharded) device array on the host (a host array as it is)."""
+    if isinstance(x, np.ndarray) or jax.process_count() == 1 or x.is_fully_addressable:
         return np.asarray(x)
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 

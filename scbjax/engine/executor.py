@@ -1,60 +1,47 @@
 """The one executor: runs every ``RunSpec`` of every job (train, sweep, study).
 
-Per spec: one compiled group (the runs vmapped, sharded over all devices along a 1-D mesh
-"runs", padded to a multiple of the device count), advanced a chunk of log intervals at a
-time with an atomic checkpoint (state leaves stored by pytree path, unpadded, with the spec's
-hash and the format version) between chunks. One process at a time writes a folder
-(``outdir.hold``). A spec whose results carry its hash and load is reused; a checkpoint with
-its hash resumes; results or a checkpoint of another configuration are refused unless
-``overwrite`` (``results.check_other``); a damaged file restarts the spec, saying so. A run
-whose parameters turn non-finite is flagged with its step; the others go on. Progress: one
-line per chunk (spec, step of total, sample-steps/s, time left for the spec and the job),
-rewritten in place on a terminal (``progress.Log``).
+The specs of a job run in merged groups (``scbjax.engine.merge``: specs that compile to the
+same program share one vmapped call; ``merge=False``: one group per spec), each group trained
+by ``scbjax.engine.group`` (sharded over all devices, advanced a chunk of log intervals at a
+time with each spec's atomic checkpoint between chunks). Every spec keeps its own folder: one
+process at a time writes it (``outdir.hold``); a spec whose results carry its hash and load is
+reused (and not merged in); a checkpoint with its hash resumes; results or a checkpoint of
+another configuration are refused unless ``overwrite`` (``results.check_other``); a damaged
+file restarts the spec, saying so. Progress: one line per chunk, rewritten in place on a
+terminal (``progress.Log``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
+import contextlib
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import jax
 import numpy as np
 
-from scbjax.core import keys
-from scbjax.core.task import Task
-from scbjax.core.task import check_tasks as check_task_arrays
-from scbjax.engine import checkpoint, outdir
-from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
-from scbjax.engine.resources import check_fits
-from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
+from scbjax.engine import merge as merging
+from scbjax.engine import outdir
+from scbjax.engine.checkpoint import run_mesh
+from scbjax.engine.group import (PROGRESS, check_tasks, init, loop, resume, run_keys, stacked,
+                                 write)
+from scbjax.engine.merge import Member, label, offsets, take
 from scbjax.engine.progress import Job, Log
-from scbjax.engine.spec import FORMAT, RunSpec, check_input, check_name, digest_arrays
-from scbjax.engine import results
+from scbjax.engine.resources import check_fits
 from scbjax.engine.results import check_files, check_other, reuse
-from scbjax.engine.store import CHECKPOINT, Runs, RunSet, load_runs
-from scbjax.sim.train import METRICS, RunSettings, initial_metrics, intervals, make_stepper
+from scbjax.engine.spec import RunSpec, check_input, check_name, digest_arrays
+from scbjax.engine.store import Runs, RunSet, load_runs
+from scbjax.sim.train import intervals
+from scbjax.util.errors import ConfigError
 
 
 # --- One spec -----------------------------------------------------------------------------
-
-
-def run_keys(spec: RunSpec) -> np.ndarray:
-    """Each run's key (``scbjax.core.keys.run_keys`` of its seed and fold)."""
-    return keys.run_keys([r.seed for r in spec.runs], [r.fold for r in spec.runs])
 
 
 def _resolve(x, context: RunSet):
     if callable(x):
         x = x(context)
     return None if x is None else jax.tree.map(np.asarray, x)
-
-
-def check_tasks(mu_RxN: np.ndarray, P: np.ndarray, q: np.ndarray, where: str) -> None:
-    """Refuse tasks that the sampler cannot draw from (``scbjax.task.check_tasks``: P, q, mu
-    finite, mu > 0, P mu = mu), naming the first bad run and the knobs to change."""
-    check_task_arrays(Task(P=np.asarray(P), mu=np.asarray(mu_RxN), q=np.asarray(q)), where)
 
 
 def check_spec(spec: RunSpec, name: str = "", fits_field: str | None = None) -> RunSpec:
@@ -65,10 +52,6 @@ def check_spec(spec: RunSpec, name: str = "", fits_field: str | None = None) -> 
     check_fits(spec.config, len(spec.runs), spec.max_dataset,
                where=fits_field or name or "task.N")
     return spec
-
-
-# What the job is doing, for the message of an interrupt (``interrupted_message``).
-PROGRESS: dict = {}
 
 
 def interrupted_message() -> str:
@@ -95,37 +78,70 @@ def run_spec(name: str, spec: RunSpec, sdir, *, log: Log = Log(), job: Job | Non
     done). ``on_start()`` is called once the spec is known good (reused, or initialised with
     its tasks checked), before anything of it is written."""
     spec = spec.validate(name)
-    sdir = Path(sdir)
-    job = job or Job(spec.samples())
-    tasks, params0, key = _inputs(spec, context if context is not None else RunSet(), name)
-    tag = tag or f"[{name}] "
+    m = _member(name, spec, Path(sdir), context if context is not None else RunSet())
+    return run_group([m], log=log, job=job or Job(spec.samples()), tag=tag or f"[{name}] ",
+                     on_start=on_start, overwrite=overwrite)[name]
 
+
+def _member(name: str, spec: RunSpec, sdir: Path, context: RunSet) -> Member:
+    tasks, params0, key = _inputs(spec, context, name)
+    return Member(name, spec, sdir, key, tasks, params0)
+
+
+def run_group(members: list[Member], *, log: Log, job: Job, tag: str,
+              on_start: Callable[[], None] | None = None,
+              overwrite: bool = False) -> dict[str, Runs]:
+    """Run the specs of one merged group (``merge.groups``: the same compiled program) as one
+    vmapped call, each spec reused, resumed and written in its own folder as ``run_spec``
+    does; return each spec's ``Runs``. The members' folders are held together; a member
+    whose results are finished is reused and not run; members whose checkpoints stand at
+    different steps advance as separate groups."""
     def say(text: str) -> None:
         log(tag + text)
 
-    def progress(text: str) -> None:
-        log.progress(tag + text)
-
-    check_files(sdir)
-    with outdir.hold(sdir, str(sdir)):
-        check_other(sdir, key, overwrite)
-        done = reuse(name, spec, sdir, key, say)
-        if done is not None:
+    for m in members:
+        check_files(m.sdir)
+    out: dict = {}
+    with contextlib.ExitStack() as held:
+        for m in members:
+            held.enter_context(outdir.hold(m.sdir, str(m.sdir)))
+        todo = []
+        for m in members:
+            check_other(m.sdir, m.key, overwrite)
+            done = reuse(m.name, m.spec, m.sdir, m.key, say)
+            if done is None:
+                todo.append(m)
+                continue
+            out[m.name] = done
+            job.done += m.spec.samples()
+            PROGRESS.update(dir=m.sdir, step=m.spec.config.total_steps, done=True)
+        if not todo:
             if on_start is not None:
                 on_start()
-            job.done += spec.samples()
-            PROGRESS.update(dir=sdir, step=spec.config.total_steps, done=True)
-            return done
-        check_fits(spec.config, len(spec.runs), spec.max_dataset, where=name)
-        PROGRESS.update(dir=sdir, step=0, total=spec.config.total_steps, done=False)
-        g = _init(name, spec, tasks, params0)
+            return out
+        head = todo[0].spec
+        check_fits(head.config, sum(m.R for m in todo), max(m.spec.max_dataset for m in todo),
+                   where=todo[0].name)
+        PROGRESS.update(dir=todo[0].sdir, step=0, total=head.config.total_steps, done=False)
+        gs = [init(m.name, m.spec, m.tasks, m.params0) for m in todo]
         if on_start is not None:
             on_start()
+        n_int = len(intervals(head.config)[0])
+        at: dict = {}
+        for m, g in zip(todo, gs):  # each member's checkpoint, if it holds this spec
+            at.setdefault(g.next_interval if resume(m, g, n_int, say) else 0, []).append((m, g))
         try:
-            timings = _loop(spec, g, sdir / CHECKPOINT, key, job, say, progress)
+            for part in at.values():
+                ms = [m for m, _ in part]
+                g = stacked([g for _, g in part], ms)
+                timings = loop(ms, g, job, lambda t: log.progress(tag + t))
+                for m, (lo, hi) in zip(ms, offsets(ms)):
+                    out[m.name] = write(m, take(g.state, lo, hi), {
+                        k: [np.concatenate(v, axis=1)[lo:hi]] for k, v in g.metrics.items()},
+                        {k: v[lo:hi] for k, v in g.sa.items()}, timings, ms, say)
         finally:
             log.end()
-        return _write(name, spec, sdir, key, g, timings, say)
+    return {m.name: out[m.name] for m in members}
 
 
 def _inputs(spec: RunSpec, context: RunSet, where: str = "") -> tuple:
@@ -138,166 +154,32 @@ def _inputs(spec: RunSpec, context: RunSet, where: str = "") -> tuple:
     return tasks, params0, spec.key(digest_arrays(tasks), digest_arrays(params0))
 
 
-@dataclasses.dataclass
-class _Group:
-    """One spec's runs while they train: the stepper, the sharding, the settings (host arrays,
-    padded to ``R_pad`` runs), the state, the logged metrics (host blocks, one per chunk) and
-    the next log interval to run."""
-
-    stepper: Any
-    shard: jax.sharding.NamedSharding
-    sa: dict
-    state: Any
-    metrics: dict
-    next_interval: int = 0
-
-
-def _settings(spec: RunSpec, R_pad: int, shard) -> tuple[dict, RunSettings]:
-    """Each run's settings padded to ``R_pad`` runs: host arrays, and the sharded
-    ``RunSettings`` the step reads."""
-    sa = {k: pad(v, R_pad) for k, v in spec.settings().items()}
-    return sa, RunSettings.of({k: to_global(v, shard) for k, v in sa.items()})
-
-
-def _init(name: str, spec: RunSpec, tasks, params0) -> _Group:
-    """Every run's initial state and metrics, padded to a multiple of the device count and
-    sharded over the mesh; tasks the sampler cannot draw from are refused."""
-    R = len(spec.runs)
-    ndev = jax.device_count()
-    R_pad = -(-R // ndev) * ndev
-    shard = jax.sharding.NamedSharding(run_mesh(), jax.sharding.PartitionSpec("runs"))
-    stepper = make_stepper(spec.config, spec.max_dataset)
-    sa, settings = _settings(spec, R_pad, shard)
-    args = [to_global(pad(run_keys(spec), R_pad), shard), settings]
-    in_axes = [0, 0]
-    for x in (tasks, params0):
-        if x is None:
-            args.append(None)
-            in_axes.append(None)
-        else:
-            args.append(jax.tree.map(lambda a: to_global(pad(a, R_pad), shard), x))
-            in_axes.append(0)
-
-    def init1(*a):
-        s = stepper.init(*a)
-        return s, initial_metrics(stepper, s)
-
-    state, m0 = jax.jit(jax.vmap(init1, in_axes=tuple(in_axes)), out_shardings=shard)(*args)
-    t = state.task
-    check_tasks(to_host(t.mu)[:R], to_host(t.P)[:R], to_host(t.q)[:R], f"{name}: task")
-    return _Group(stepper, shard, sa, state, {k: [to_host(v)[:, None]] for k, v in m0.items()})
-
-
-def _loop(spec: RunSpec, g: _Group, ckpt: Path, key: str, job: Job,
-          say: Callable[[str], None], progress: Callable[[str], None]) -> dict:
-    """Advance ``g`` chunk by chunk to the end (resumed from ``ckpt`` if it holds this
-    spec), with a checkpoint and a ``progress`` line after each chunk; return the timings.
-    The rates and times left count chunk time only (compilation excluded)."""
-    cfg = spec.config
-    R = len(spec.runs)
-    start, length, phase = intervals(cfg)
-    n_int = len(start)
-    chunk = spec.chunk_steps or max(cfg.log_every, -(-cfg.total_steps // 10))
-    C = max(1, chunk // cfg.log_every)
-    if ckpt.exists():
-        got = checkpoint.load(ckpt, key, g.state, g.shard, say, R, n_int)
-        if got is not None:
-            g.state, g.metrics, g.next_interval = got
-            at = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
-            say(f"resumed from {ckpt} at step {at}")
-            PROGRESS.update(step=at)
-    adv = jax.jit(jax.vmap(g.stepper.advance, in_axes=(0, None, None, None, None)),
-                  static_argnums=(3, 4), donate_argnums=(0,))
-    compiled: dict = {}
-    compile_s = 0.0
-    max_b, masked = spec.max_batch(), spec.masked()
-    batch_R = g.sa["batch"][:R].astype(np.int64)
-    steps_before = np.concatenate([[0], np.cumsum(length)])
-    job.done += int(_samples_through(steps_before[g.next_interval], cfg, batch_R))
-    t_run0 = time.perf_counter()
-    samples_done = 0
-    while g.next_interval < n_int:
-        p = int(phase[g.next_interval])
-        sel = [i for i in range(g.next_interval, min(g.next_interval + C, n_int))
-               if phase[i] == p]
-        st = np.zeros(C, np.int32)
-        ln = np.zeros(C, np.int32)
-        st[:len(sel)], ln[:len(sel)] = start[sel], length[sel]
-        st[len(sel):] = start[sel[-1]] + length[sel[-1]]
-        ck = (max_b[p], masked[p])
-        if ck not in compiled:
-            t0 = time.perf_counter()
-            compiled[ck] = adv.lower(g.state, st, ln, *ck).compile()
-            compile_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        g.state, m = compiled[ck](g.state, st, ln)
-        m = {k: to_host(v)[:, :len(sel)] for k, v in m.items()}
-        dt = time.perf_counter() - t0
-        for k in METRICS:
-            g.metrics[k].append(m[k])
-        g.next_interval = sel[-1] + 1
-        n_samp = int(ln.sum()) * int(batch_R[:, p].sum())
-        samples_done += n_samp
-        checkpoint.save(ckpt, key, g.state, g.metrics, g.next_interval, R)
-        job.ran(n_samp, time.perf_counter() - t0)
-        step = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
-        PROGRESS.update(step=step)
-        el = time.perf_counter() - t_run0 - compile_s
-        left = el / max(samples_done, 1) * max(spec.samples() - _samples_through(
-            step, cfg, batch_R), 0)
-        total_left = job.eta()
-        progress(f"step {step:>7d}/{cfg.total_steps}  {n_samp / max(dt, 1e-9):9.3g} "
-                 f"sample-steps/s  left ~{left:5.0f}s" + (f"  (job ~{total_left:5.0f}s)"
-                                                          if job.total > spec.samples() else ""))
-    run_s = time.perf_counter() - t_run0 - compile_s
-    return {"compile_s": compile_s, "run_s": run_s,
-            "sample_steps_per_s": samples_done / max(run_s, 1e-9)}
-
-
-def _write(name: str, spec: RunSpec, sdir: Path, key: str, g: _Group, timings: dict,
-           say: Callable[[str], None]) -> Runs:
-    """Write the results of the finished ``g`` (``results.write``), name the runs that
-    diverged; return the ``Runs``."""
-    R = len(spec.runs)
-    arrays = results.result_arrays(spec, g.state, g.metrics, g.sa, R)
-    meta = {"name": name, "hash": key, "format": FORMAT, "config": config_to_dict(spec.config),
-            "label_names": list(spec.label_names), "max_dataset": spec.max_dataset,
-            "runs": R, "timings": timings, "devices": devices(), "versions": versions(),
-            "git_commit": git_commit()}
-    meta = results.write(sdir, arrays, meta)
-    PROGRESS.update(done=True)
-    div = arrays["diverged_step"]
-    for i in np.flatnonzero(div >= 0):
-        lab = ", ".join(f"{k}={arrays[f'labels/{k}'][i]}" for k in spec.label_names)
-        say(f"WARNING: run {i} ({lab or f'seed {spec.runs[i].seed}'}) diverged at step "
-            f"{int(div[i])} (non-finite parameters); the others went on")
-    return Runs(arrays, meta, name)
-
-
-def _samples_through(step, cfg, batch_R: np.ndarray) -> int:
-    """Samples all runs drew in steps [0, step)."""
-    n, s0 = 0, 0
-    for p, ph in enumerate(cfg.phases):
-        k = max(0, min(int(step), s0 + ph.steps) - s0)
-        n += k * int(batch_R[:, p].sum())
-        s0 += ph.steps
-    return n
-
-
 # --- Many specs ---------------------------------------------------------------------------
+
+
+def fits(spec: RunSpec, runs: int) -> bool:
+    """Whether ``runs`` runs of ``spec``'s program fit in memory (``check_fits``)."""
+    try:
+        check_fits(spec.config, runs, spec.max_dataset)
+    except ConfigError:
+        return False
+    return True
 
 
 def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | None = None,
             tag: str = "", on_start: Callable[[], None] | None = None,
-            overwrite: bool = False, quiet: bool = False) -> RunSet:
-    """Run each spec in order into ``out/<name>``, holding ``out`` (``outdir.hold``); a
-    spec's ``tasks``/``params0`` functions see the ``RunSet`` of the specs before it.
-    ``on_start()`` is called once, when the first spec is known good (see ``run_spec``).
-    Returns the ``RunSet``. Every name must be one directory component
-    (``spec.check_name``): nothing is written outside ``out``. Results of another
-    configuration are replaced only with ``overwrite``: for the specs whose hash is known
-    before they run (no ``tasks``/``params0`` functions) this is checked before anything
-    trains. ``quiet``: no progress lines (``log=Log(quiet=True)``)."""
+            overwrite: bool = False, quiet: bool = False, merge: bool = True) -> RunSet:
+    """Run each spec into ``out/<name>``, holding ``out`` (``outdir.hold``); a spec's
+    ``tasks``/``params0`` functions see the ``RunSet`` of the specs before it. ``merge``:
+    specs of the same compiled program run as one group (``merge.groups``: a later spec
+    without input functions joins the group of an earlier one; what fits in memory); their
+    results are those of separate groups to float32 rounding (docs/findings.md §5.1). ``on_start()`` is called once, when
+    the first spec is known good (see ``run_spec``). Returns the ``RunSet`` in the order of
+    ``specs``. Every name must be one directory component (``spec.check_name``): nothing is
+    written outside ``out``. Results of another configuration are replaced only with
+    ``overwrite``: for the specs whose hash is known before they run (no
+    ``tasks``/``params0`` functions) this is checked before anything trains. ``quiet``: no
+    progress lines (``log=Log(quiet=True)``)."""
     out = Path(out)
     if quiet:
         log = Log(quiet=True)
@@ -310,10 +192,11 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
                     check_files(out / name)
                     check_other(out / name, _inputs(spec.validate(name), RunSet(), name)[2],
                                 False)
-        return _execute(specs, out, log, job, tag, on_start, overwrite)
+        return _execute(specs, out, log, job, tag, on_start, overwrite, merge)
 
 
-def _execute(specs, out: Path, log: Log, job: Job | None, tag: str, on_start, overwrite: bool):
+def _execute(specs, out: Path, log: Log, job: Job | None, tag: str, on_start, overwrite: bool,
+             merge: bool) -> RunSet:
     started = []
 
     def once():
@@ -323,13 +206,15 @@ def _execute(specs, out: Path, log: Log, job: Job | None, tag: str, on_start, ov
 
     rs = RunSet()
     job = job or Job(sum(s.samples() for s in specs.values()))
-    for i, (name, spec) in enumerate(specs.items()):
-        c = spec.config
-        t = (f"[{tag}{name} {i + 1}/{len(specs)}: {len(spec.runs)} runs, N={c.task.N} "
-             f"T={c.task.T} Q={c.task.Q}] ")
-        rs[name] = run_spec(name, spec, out / name, log=log, job=job, context=rs, tag=t,
-                            on_start=once, overwrite=overwrite)
-    return rs
+    plan = merging.groups(specs, fits) if merge else [[n] for n in specs]
+    for i, names in enumerate(plan):
+        ms = [_member(n, specs[n].validate(n), out / n, rs) for n in names]
+        c = ms[0].spec.config
+        Qs = ",".join(dict.fromkeys(str(m.spec.config.task.Q) for m in ms))
+        t = (f"[{tag}{label(ms)} {i + 1}/{len(plan)}: {sum(m.R for m in ms)} runs, "
+             f"N={c.task.N} T={c.task.T} Q={Qs}] ")
+        rs.update(run_group(ms, log=log, job=job, tag=t, on_start=once, overwrite=overwrite))
+    return RunSet((n, rs[n]) for n in specs)
 
 
 def load(specs: Mapping[str, RunSpec], out) -> RunSet:
@@ -343,5 +228,5 @@ def load(specs: Mapping[str, RunSpec], out) -> RunSet:
     return rs
 
 
-__all__ = ["execute", "load", "run_spec", "run_mesh", "Log", "Job", "check_tasks", "check_spec",
-           "interrupted_message"]
+__all__ = ["execute", "load", "run_spec", "run_group", "run_mesh", "run_keys", "Log", "Job",
+           "check_tasks", "check_spec", "interrupted_message", "PROGRESS", "fits"]

@@ -15,7 +15,7 @@ from scbjax.engine.checkpoint import to_host
 from scbjax.engine.spec import RunSpec
 from scbjax.engine.store import (ARRAYS, CHECKPOINT, META, SIDECAR, Runs, checkpoint_hash,
                                  identify, read_results)
-from scbjax.sim.train import METRICS, log_schedule
+from scbjax.sim.train import METRICS, PER_RUN, log_schedule
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import atomic_write, load_json
 
@@ -101,6 +101,20 @@ def _label_array(values: list) -> np.ndarray:
     if all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
         return np.asarray(values, np.float64)
     return np.asarray([str(v) for v in values])
+
+
+def result_bytes(spec: RunSpec) -> int:
+    """Bytes of the arrays ``result_arrays`` gives for ``spec`` (its results.npz, less the
+    JSON copy of run.json and the zip headers), from the shapes alone."""
+    cfg = spec.config
+    R, L, P = len(spec.runs), len(log_schedule(cfg)[0]), len(cfg.phases)
+    N, T = cfg.task.N, cfg.task.T
+    n = 8 * (R + L + R * L)  # seeds, steps, samples (int64)
+    n += 4 * R * (1 + N * N + T * N + N * N + N + T * N)  # diverged_step, params, task
+    n += 4 * R * (len(PER_RUN) * P + 1)  # settings (per phase), dataset
+    n += 4 * R * L * len(METRICS)
+    return n + sum(_label_array([r.label_dict[k] for r in spec.runs]).nbytes
+                   for k in spec.label_names)
 
 
 def result_arrays(spec: RunSpec, state, metrics: dict, sa: dict, R: int) -> dict:

@@ -96,6 +96,10 @@ class TrainConfig:
     init_scale: float = field(0.5, "weight of the random part of a random init (in [0, 1])",
                               bound=(">=", 0))
     log_every: int = field(50, "log metrics every k steps", bound=(">=", 1))
+    log_per_decade: int = field(
+        0, "0: log every log_every steps; K >= 1: log-spaced, K log points per decade of steps "
+        "(at log_every x round(10^(j/K)), and each phase end): every log_every steps while "
+        "that is finer than a step ratio of 10^(1/K), then at that ratio", bound=(">=", 0))
     population: bool = field(False, "step with the exact population gradient (no sampling)")
     fused: Literal[FUSED] = field(
         "auto", "the fused training step (one Pallas kernel per log interval, sim.fused): auto "
@@ -114,7 +118,7 @@ class TrainConfig:
         for i, ph in enumerate(self.phases):
             for f in dataclasses.fields(Phase):
                 fields.check_bound(Phase, f.name, getattr(ph, f.name), f"phases[{i}].{f.name}")
-        for name in ("mu_prior", "init_scale", "log_every"):
+        for name in ("mu_prior", "init_scale", "log_every", "log_per_decade"):
             fields.check_bound(TrainConfig, name, getattr(self, name), name)
         require(self.total_steps <= MAX_STEPS, "phases",
                 f"{self.total_steps} steps in all, more than {MAX_STEPS} (int32 step index)")

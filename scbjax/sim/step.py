@@ -86,17 +86,23 @@ class TrainState:
 
 
 def log_schedule(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, samples) at the log points: 0, every ``log_every`` steps, and each phase end."""
-    steps, samples = [0], [0]
-    s, n = 0, 0
-    for ph in config.phases:
-        k = config.log_every
-        for c in [k] * (ph.steps // k) + ([ph.steps % k] if ph.steps % k else []):
-            s += c
-            n += c * ph.batch
-            steps.append(s)
-            samples.append(n)
-    return np.asarray(steps, np.int64), np.asarray(samples, np.int64)
+    """(steps, samples) at the log points: 0, every ``log_every`` steps (or log-spaced:
+    ``log_per_decade``), and each phase end; samples at the config's batches."""
+    k, total = config.log_every, config.total_steps
+    ends = np.cumsum([p.steps for p in config.phases])
+    if config.log_per_decade == 0:
+        starts = np.concatenate([[0], ends[:-1]])
+        pts = [np.arange(s0 + k, e, k) for s0, e in zip(starts, ends)]
+    else:
+        K = config.log_per_decade
+        j = np.arange(int(np.ceil(K * np.log10(max(total / k, 1)))) + 1)
+        pts = [k * np.unique(np.round(10.0 ** (j / K)).astype(np.int64))]
+    steps = np.unique(np.concatenate([[0], *pts, ends]).astype(np.int64))
+    steps = steps[steps <= total]
+    batch = np.asarray(config.per_phase("batch"), np.int64)
+    s0 = np.concatenate([[0], ends[:-1]])
+    samples = (np.clip(steps[:, None] - s0[None, :], 0, ends - s0) * batch).sum(1)
+    return steps, samples.astype(np.int64)
 
 
 def intervals(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -39,7 +39,10 @@ reported at both):
   <= eps (searched from the stage-1 log point on). Samples to eps (transfer): from step 0.
 - Log points every ``max(1, T N / (4 B))`` steps (B the first schedule's batch): the same
   resolution relative to a stage 1 that grows like T (the relative bias of a first-crossing
-  time is then the same at every T).
+  time is then the same at every T). In --full they are log-spaced beyond the first ~43
+  such intervals (``LOG_PER_DECADE`` per decade: consecutive points 2.3% apart, at every T):
+  stage 1 ends within the linear part, and the later crossings (excess <= eps, which ends
+  stage 2 and gives the samples to eps) are located to 2.3% of their time at every T.
 - A run that never crosses within the horizon has length +inf (censored).
 - Exponent of a length y against x (T, N or Q): least squares of log(median over seeds of y)
   on log x, one point per x; 95% interval by bootstrap over seeds (``base.fit_exponent``,
@@ -111,6 +114,7 @@ THRESHOLDS = ((0.5, 0.10), (0.7, 0.20))
 RHOS = (0.0, 0.5, 0.9)  # correlation of the pretraining task with the downstream task
 PRE_FOLD = 1  # pretraining task key: fold_in(PRNGKey(seed), PRE_FOLD)
 SCRATCH_RHO = -1.0  # the rho label of a scratch run (no pretrained model)
+LOG_PER_DECADE = 100  # --full: log points per decade of steps beyond the first 43 intervals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Setup:
     schedules: tuple[tuple[str, int, float], ...]  # (name, batch, lr): constant throughout
     steps: int  # horizon of every run (steps)
     rhos: tuple[float, ...] = RHOS
+    log_per_decade: int = 0  # 0: a log point every log interval; K: log-spaced (K per decade)
 
 
 MODES = {
@@ -136,7 +141,8 @@ MODES = {
     # the same lr / B x max(T) as quick
     "full": Setup(Ts=(64, 128, 256, 512, 1024, 2048), N=8, Q=2, T_fix=256,
                   Ns=(4, 8, 16, 32), Qs=(1, 2, 4, 8, 16), seeds=32,
-                  schedules=(("A", 64, 0.002), ("B", 128, 0.002)), steps=32000),
+                  schedules=(("A", 64, 0.002), ("B", 128, 0.002)), steps=32000,
+                  log_per_decade=LOG_PER_DECADE),
 }
 
 
@@ -151,7 +157,8 @@ def _config(su: Setup, N: int, T: int, Q: int) -> TrainConfig:
     lr = su.schedules[0][2]
     return TrainConfig(task=TaskConfig(N=N, T=T, Q=Q),
                        phases=(Phase(steps=su.steps, batch=B, lr_V=lr, lr_A=lr),),
-                       log_every=log_every(N, T, su.schedules[0][1]), **METHOD)
+                       log_every=log_every(N, T, su.schedules[0][1]),
+                       log_per_decade=su.log_per_decade, **METHOD)
 
 
 def _runs(su: Setup, transfer: bool, task: TaskConfig) -> tuple:

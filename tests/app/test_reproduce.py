@@ -13,7 +13,7 @@ import pytest
 from scbjax.app import reproduce
 from scbjax.app.cli import main
 from scbjax.app.reproduce import claims_table
-from scbjax.engine import executor
+from scbjax.engine import group
 from scbjax.engine.outdir import JOB_FILE
 from scbjax.studies.base import Claim
 from conftest import cached_env, wait_for_file
@@ -120,7 +120,7 @@ def test_close_numbers_of_the_claims():
 
 def test_plot_redraws_from_saved_results_without_training(tiny_run, monkeypatch, capsys):
     _, results, figs = tiny_run
-    monkeypatch.setattr(executor, "make_stepper", lambda *a, **k: pytest.fail("plot must not "
+    monkeypatch.setattr(group, "make_stepper", lambda *a, **k: pytest.fail("plot must not "
                                                                            "train"))
     before = json.loads((results / reproduce.CLAIMS_FILE).read_text())
     redrawn = figs.parent / "redrawn"
@@ -156,7 +156,7 @@ def test_every_study_figure_reads_like_a_papers(tiny_run):
 
 def test_rerun_reuses_finished_runs_without_training(tiny_run, monkeypatch, capsys):
     _, results, _ = tiny_run
-    monkeypatch.setattr(executor, "make_stepper", lambda *a, **k: pytest.fail("finished spec "
+    monkeypatch.setattr(group, "make_stepper", lambda *a, **k: pytest.fail("finished spec "
                                                                            "rerun"))
     times = reproduce.run_studies("tiny", results, log=lambda m: None)
     assert set(times) == set(reproduce.STUDIES)

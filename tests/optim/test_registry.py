@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import scbjax as s
-from scbjax.engine import executor
+from scbjax.engine import group
 from scbjax.optim import registry
 from scbjax.app.cli import main
 from scbjax.util.errors import ConfigError
@@ -64,12 +64,12 @@ def test_user_optimizer_runs_through_execute_and_its_code_enters_the_hash(tmp_pa
     assert np.isfinite(r1.final("dist_A")).all()
     assert not np.allclose(r1.final("dist_A"), sgd.final("dist_A"))  # momentum did something
 
-    real = executor.make_stepper
+    real = group.make_stepper
 
     def no_training(*a, **k):
         raise AssertionError("trained")
 
-    monkeypatch.setattr(executor, "make_stepper", no_training)
+    monkeypatch.setattr(group, "make_stepper", no_training)
     again = execute({"m": spec}, tmp_path / "out", log=Log(quiet=True))["m"]  # same code: reused
     np.testing.assert_array_equal(again.metric("dist_A"), r1.metric("dist_A"))
 
@@ -81,7 +81,7 @@ def test_user_optimizer_runs_through_execute_and_its_code_enters_the_hash(tmp_pa
         execute({"m": spec}, tmp_path / "out", log=Log(quiet=True))  # replaced unasked
     with pytest.raises(AssertionError, match="trained"):  # with overwrite: trained anew
         execute({"m": spec}, tmp_path / "out", log=Log(quiet=True), overwrite=True)
-    monkeypatch.setattr(executor, "make_stepper", real)
+    monkeypatch.setattr(group, "make_stepper", real)
     r2 = execute({"m": spec}, tmp_path / "out", log=Log(quiet=True), overwrite=True)["m"]
     assert not np.allclose(r2.final("dist_A"), r1.final("dist_A"))
     # a built-in's hash carries no code digest: the same key as before the registry existed

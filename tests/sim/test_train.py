@@ -2,6 +2,7 @@
 traced hyperparameters, population mode, divergence flags, transfer overrides."""
 
 import contextlib
+import dataclasses
 
 import chex
 import jax
@@ -240,3 +241,28 @@ def test_all_finite_matches_the_elementwise_check(which, pos, bad, scale):
         A.flat[pos % A.size] = bad
     want = bool(np.all(np.isfinite(V)) and np.all(np.isfinite(A)))
     assert bool(all_finite(s.Params(V=jnp.asarray(V), A=jnp.asarray(A)))) == want
+
+
+def test_log_spaced_points_are_a_subset_of_the_linear_ones_with_the_same_metrics(tmp_path):
+    """``log_per_decade``: every log_every steps while finer than the ratio 10^(1/K), then
+    log-spaced, phase ends kept; the metrics there are those of the linear schedule (the same
+    steps), and a config that leaves it at 0 keeps its hash."""
+    from scbjax.engine.executor import Log, run_spec
+    from scbjax.engine.spec import RunSpec, grid
+    from scbjax.sim.train import log_schedule
+
+    lin = s.TrainConfig(task=s.TaskConfig(N=4, T=5, Q=2),
+                        phases=(s.Phase(60, 4), s.Phase(30, 8)), log_every=3)
+    lg = dataclasses.replace(lin, log_per_decade=4)
+    s_lin, n_lin = log_schedule(lin)
+    s_log, n_log = log_schedule(lg)
+    assert s_log.tolist() == [0, 3, 6, 9, 18, 30, 54, 60, 90]  # 3 x round(10^(j/4)), ends
+    assert set(s_log) <= set(s_lin) and len(s_log) < len(s_lin)
+    np.testing.assert_array_equal(n_log, n_lin[np.searchsorted(s_lin, s_log)])
+    a = run_spec("lin", RunSpec(lin, grid(range(2))), tmp_path / "lin", log=Log(quiet=True))
+    b = run_spec("log", RunSpec(lg, grid(range(2))), tmp_path / "log", log=Log(quiet=True))
+    i = np.searchsorted(s_lin, s_log)
+    for k in ("corr_V", "dist_A", "excess_loss"):
+        np.testing.assert_array_equal(b.metric(k), a.metric(k)[:, i], err_msg=k)
+    np.testing.assert_array_equal(b.samples, a.samples[:, i])
+    assert "log_per_decade" not in a.meta["config"] and b.meta["config"]["log_per_decade"] == 4
