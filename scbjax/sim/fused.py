@@ -20,6 +20,9 @@ Pallas' interpreter (tests). ``covered(config, ...)`` says why a configuration i
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,6 +72,45 @@ def resolve_fused(config: TrainConfig, max_dataset: int = 0, grad: str = "closed
     devices = jax.device_count() if devices is None else devices
     return (config.fused == "auto" and why is None and backend in GPU_BACKENDS
             and devices == 1)
+
+
+_CHECKED: dict[tuple[str, str], str | None] = {}
+
+
+def device_check(config: TrainConfig, build) -> str | None:
+    """Why "auto" must not use the kernel on this device for ``config`` (None: it may): once
+    per configuration and backend, two runs of one 2-step interval at the configuration's N, T
+    and largest batch, through ``build(config)`` (``make_stepper``) with fused off and on; a
+    compile error or a difference beyond float32 rounding is the reason."""
+    key = (repr(dataclasses.replace(config, fused="auto")), jax.default_backend())
+    if key not in _CHECKED:
+        _CHECKED[key] = _check(config, build)
+        if _CHECKED[key] is not None:
+            print(f"scbjax: the fused step failed its check on this device "
+                  f"({_CHECKED[key]}); using the XLA step", file=sys.stderr)
+    return _CHECKED[key]
+
+
+def _check(config: TrainConfig, build) -> str | None:
+    B = max(p.batch for p in config.phases)
+    short = dataclasses.replace(config, log_every=2, phases=tuple(
+        dataclasses.replace(p, steps=2) for p in config.phases))
+    keys = np.array([[0, 1], [0, 2]], np.uint32)
+    starts, lengths = np.zeros(1, np.int32), np.full(1, 2, np.int32)
+    out = []
+    try:
+        for how in ("off", "on"):
+            st = build(dataclasses.replace(short, fused=how))
+            adv = jax.jit(jax.vmap(st.advance, in_axes=(0, None, None, None, None)),
+                          static_argnums=(3, 4))
+            s1, m = adv(jax.vmap(st.init)(keys), starts, lengths, B, False)
+            out.append([np.asarray(x) for x in (s1.params.V, s1.params.A, *m.values())])
+    except Exception as e:  # noqa: BLE001 - any failure of the kernel means: do not use it
+        return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:160]}"
+    for a, b in zip(*out):
+        if not np.allclose(a, b, rtol=1e-4, atol=1e-5, equal_nan=True):
+            return f"differs from the XLA step by {float(np.nanmax(np.abs(a - b))):.2g}"
+    return None
 
 
 def _pow2(n: int) -> int:

@@ -27,7 +27,7 @@ from scbjax.core.task import Task, make_task
 from scbjax.optim import registry
 from scbjax.sim.config import HPARAMS, PER_RUN, TrainConfig
 from scbjax.sim.data import epoch_batch
-from scbjax.sim.fused import make_fused_interval, resolve_fused
+from scbjax.sim.fused import device_check, make_fused_interval, resolve_fused
 from scbjax.util.errors import is_int, require
 
 Array = jax.Array
@@ -185,6 +185,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
     freeze_P = np.asarray(config.per_phase("freeze"))
     opt = make_optimizer(config)
     fused = resolve_fused(config, max_dataset, grad)
+    if fused and config.fused == "auto":  # checked on this device first (sim.fused)
+        fused = device_check(config, lambda c: make_stepper(c, max_dataset, grad=grad)) is None
 
     def init(key: Array, settings: RunSettings | None = None, task: Task | None = None,
              params0: Params | None = None) -> TrainState:

@@ -141,3 +141,37 @@ def test_fused_is_not_in_the_run_hash():
     keys = {RunSpec(_cfg(fused=f), runs).key() for f in ("auto", "on", "off")}
     assert len(keys) == 1
     assert RunSpec(_cfg(), runs).key() != RunSpec(_cfg(mu="estimate"), runs).key()
+
+
+def test_auto_checks_the_kernel_on_the_device_and_falls_back_when_it_fails(monkeypatch, capsys):
+    monkeypatch.setattr(fused, "GPU_BACKENDS", (jax.default_backend(),))  # "a GPU"
+    monkeypatch.setattr(fused, "_CHECKED", {})
+    import scbjax.sim.step as step_module
+
+    def real(config, max_batch, masked):  # interpreted: the CPU is the "GPU" here
+        return fused.make_fused_interval(config, max_batch, masked, interpret=True)
+    monkeypatch.setattr(step_module, "make_fused_interval", real)
+    cfg = _cfg(N=4, T=5, mu="estimate")
+    assert make_stepper(cfg).fused  # the check ran and agreed
+    assert list(fused._CHECKED.values()) == [None] and capsys.readouterr().err == ""
+
+    def wrong(config, max_batch, masked):  # a kernel that compiles but computes other numbers
+        run = real(config, max_batch, masked)
+
+        def interval(state, cdfs, start, length):
+            state, loss = run(state, cdfs, start, length)
+            p = state.params
+            return dataclasses.replace(state, params=dataclasses.replace(p, V=p.V * 1.01)), loss
+        return interval
+
+    monkeypatch.setattr(step_module, "make_fused_interval", wrong)
+    other = dataclasses.replace(cfg, mu="true")
+    assert not make_stepper(other).fused
+    assert "differs from the XLA step" in capsys.readouterr().err
+    monkeypatch.setattr(step_module, "make_fused_interval",
+                        lambda *a: (_ for _ in ()).throw(RuntimeError("no PTX")))
+    assert not make_stepper(dataclasses.replace(cfg, init="random")).fused
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: no PTX" in err and "XLA step" in err
+    assert not make_stepper(dataclasses.replace(cfg, init="random")).fused  # checked once
+    assert capsys.readouterr().err == ""
