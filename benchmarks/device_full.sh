@@ -54,3 +54,7 @@ fi
 mkdir -p "$OUT/reproduce-full"
 tar -C "$FULL" --exclude=./figures -cf - . | tar -C "$OUT/reproduce-full" -xf -
 du -sh "$OUT/reproduce-full"
+MB=$(du -sm "$OUT/reproduce-full" | cut -f1)
+[ "$MB" -gt 60 ] && echo "WARNING: $MB MB of results: over the 64 MiB a later call can carry" \
+  "back in; carry only some studies' folders (results/reproduce-full/STUDY) next time"
+exit 0
