@@ -29,7 +29,8 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from scbjax.core.sampler import _ROT, Batch, _fused_ok
+from scbjax.core.sampler import Batch, _fused_ok
+from scbjax.core.sampler import _threefry2x32 as _threefry  # traces inside a kernel too
 from scbjax.sim.config import TrainConfig
 from scbjax.util.errors import require
 
@@ -115,18 +116,6 @@ def _check(config: TrainConfig, build) -> str | None:
 
 def _pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
-
-
-def _threefry(k1, k2, x1, x2):
-    """``sampler._threefry2x32``, written again so that it traces inside a kernel."""
-    ks = (k1, k2, k1 ^ k2 ^ _U32(0x1BD11BDA))
-    x1, x2 = x1 + ks[0], x2 + ks[1]
-    for i in range(5):
-        for r in _ROT[i % 2]:
-            x1 = x1 + x2
-            x2 = ((x2 << _U32(r)) | (x2 >> _U32(32 - r))) ^ x1
-        x1, x2 = x1 + ks[(i + 1) % 3], x2 + ks[(i + 2) % 3] + _U32(i + 1)
-    return x1, x2
 
 
 def _iota(shape, dim):
