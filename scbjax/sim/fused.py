@@ -80,10 +80,14 @@ _CHECKED: dict[tuple[str, str], str | None] = {}
 
 def device_check(config: TrainConfig, build) -> str | None:
     """Why "auto" must not use the kernel on this device for ``config`` (None: it may): once
-    per configuration and backend, two runs of one 2-step interval at the configuration's N, T
+    per backend and kernel variant (N, T, largest batch, phases, optimizer, mu, prox,
+    projections, order), two runs of one 2-step interval at the configuration's N, T
     and largest batch, through ``build(config)`` (``make_stepper``) with fused off and on; a
     compile error or a difference beyond float32 rounding is the reason."""
-    key = (repr(dataclasses.replace(config, fused="auto")), jax.default_backend())
+    c = config
+    key = (repr((c.task.N, c.task.T, max(p.batch for p in c.phases), len(c.phases),
+                 c.optimizer, c.mu, c.prox, c.projection_V, c.projection_A, c.order)),
+           jax.default_backend())  # what selects the kernel's code and shapes, not the values
     if key not in _CHECKED:
         _CHECKED[key] = _check(config, build)
         if _CHECKED[key] is not None:
