@@ -169,7 +169,8 @@ def format_plan(rows: list[dict], cal: dict | None) -> str:
     merged = len({r.get("group", r["spec"]) for r in rows})
     mb = sum(r.get("bytes", 0) for r in rows) / 1e6
     lines.append(f"{len(rows)} specs in {merged} merged groups, {tot_r} runs, {tot_n:.3g} "
-                 f"samples, {mb:.1f} MB of results"
+                 f"samples, {mb:.1f} MB of results (arrays; the files are compressed, "
+                 "about half of that at --quick)"
                  + (f", about {tot_s:.0f} s on this machine (calibrated: "
                     f"{cal['s_per_compile']:.1f} s per compile)" if cal else ""))
     return "\n".join(lines)

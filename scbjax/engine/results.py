@@ -87,7 +87,8 @@ def write(sdir: Path, arrays: dict, meta: dict) -> dict:
     ``run.json`` that ``reuse`` rewrites from it."""
     meta = json.loads(json.dumps(meta))
     if jax.process_index() == 0:
-        atomic_write(sdir / ARRAYS, lambda f: np.savez(f, **arrays, **{META: json.dumps(meta)}))
+        atomic_write(sdir / ARRAYS, lambda f: np.savez_compressed(  # zip-deflated: q is sparse
+            f, **arrays, **{META: json.dumps(meta)}))
         _write_sidecar(sdir, meta)
         (sdir / CHECKPOINT).unlink(missing_ok=True)
     return meta
