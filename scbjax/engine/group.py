@@ -12,7 +12,10 @@ left for the group and the job).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
 import time
 from typing import Any, Callable
 
@@ -172,10 +175,11 @@ def loop(members: list[Member], g: Group, job: Job, progress: Callable[[str], No
         g.next_interval = sel[-1] + 1
         n_samp = int(ln.sum()) * int(batch_R[:, p].sum())
         samples_done += n_samp
-        _save(members, g)
-        job.ran(n_samp, time.perf_counter() - t0)
         step = int(start[g.next_interval]) if g.next_interval < n_int else cfg.total_steps
-        PROGRESS.update(step=step)
+        with _signals_held():  # the checkpoint and the step an interrupt reports, together
+            _save(members, g)
+            PROGRESS.update(step=step)
+        job.ran(n_samp, time.perf_counter() - t0)
         el = time.perf_counter() - t_run0 - compile_s
         left = el / max(samples_done, 1) * max(total - _samples_through(step, cfg, batch_R), 0)
         total_left = job.eta()
@@ -185,6 +189,25 @@ def loop(members: list[Member], g: Group, job: Job, progress: Callable[[str], No
     run_s = time.perf_counter() - t_run0 - compile_s
     return {"compile_s": compile_s, "run_s": run_s,
             "sample_steps_per_s": samples_done / max(run_s, 1e-9)}
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT, SIGTERM and SIGHUP that arrive inside the block take effect after it (their
+    handlers are restored and the first signal raised again); only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    old = {n: signal.signal(n, lambda num, frame: got.append(num)) for n in sigs}
+    try:
+        yield
+    finally:
+        for n, h in old.items():
+            signal.signal(n, h)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def _save(members: list[Member], g: Group) -> None:

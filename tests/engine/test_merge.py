@@ -115,3 +115,20 @@ def test_a_merged_group_killed_after_its_first_chunk_resumes_to_the_same_bits(
     assert all(f"resumed from {tmp_path / n / 'checkpoint.npz'}" in err for n in held), err
     _equal(_arrays(tmp_path), separate)
     assert not any((tmp_path / n / "checkpoint.npz").exists() for n in SPECS)
+
+
+def test_a_signal_during_a_checkpoint_takes_effect_after_it():
+    """The checkpoint and the step an interrupt reports are written together (a SIGINT between
+    them reported the step before the checkpoint's)."""
+    import os
+    import signal
+
+    from scbjax.engine.group import _signals_held
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("checkpoint")  # not interrupted inside the block
+            done.append("step")
+    assert done == ["checkpoint", "step"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
