@@ -151,7 +151,10 @@ def estimate_seconds(row: dict, cal: dict) -> float:
     if row["population"]:
         work = row["steps"] * row["runs"] * (row["T"] + row["N"]) * row["N"]
     factor = 3.0 if row["model"] == "softmax" else 1.0
-    return work * factor * cal["s_per_sample_unit"] + row["compiles"] * cal["s_per_compile"]
+    own = f"{row.get('study', '')}/{row.get('spec', '')}"
+    head = row.get("group", own) == own  # a merged group compiles once, for its first spec
+    return (work * factor * cal["s_per_sample_unit"]
+            + (row["compiles"] * cal["s_per_compile"] if head else 0.0))
 
 
 def format_plan(rows: list[dict], cal: dict | None) -> str:

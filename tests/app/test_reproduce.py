@@ -288,3 +288,14 @@ def test_sigint_to_reproduce_exits_130_with_one_line_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "resumed from" in r.stderr or "finished earlier, reused" in r.stderr
     assert "S2" in r.stdout and (figs / "fig6_population.png").is_file()
+
+
+def test_a_merged_groups_compiles_are_counted_once():
+    from scbjax.app.reproduce import estimate_seconds
+    cal = {"s_per_sample_unit": 1e-9, "s_per_compile": 2.0}
+    row = dict(study="scaling", spec="Q1", runs=4, N=4, T=8, steps=10, samples=400, drawn=400,
+               compiles=2, model="linear", population=False)
+    alone = estimate_seconds({**row, "group": "scaling/Q1"}, cal)
+    member = estimate_seconds({**row, "spec": "Q4", "group": "scaling/Q1"}, cal)
+    assert alone == pytest.approx(400 * 12 * 4 * 1e-9 + 4.0)
+    assert member == pytest.approx(400 * 12 * 4 * 1e-9)  # its group compiled for Q1
