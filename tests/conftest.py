@@ -60,3 +60,24 @@ def wait_for_file(p, out, pattern: str, timeout: float = 300) -> None:
         assert p.poll() is None, f"finished before {pattern} appeared"
         assert time.time() - t0 < timeout
         time.sleep(0.01)
+
+
+def interrupt_after_saves(monkeypatch, job, after: int = 1) -> None:
+    """Run ``job()`` with a KeyboardInterrupt raised right after its ``after``-th checkpoint
+    write (a kill between chunks), then restore ``checkpoint.save``."""
+    import pytest
+
+    from scbjax.engine import checkpoint
+    calls = {"n": 0}
+    real = checkpoint.save
+
+    def save_then_stop(*a, **k):
+        real(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == after:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        job()
+    monkeypatch.setattr(checkpoint, "save", real)

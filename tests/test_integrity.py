@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interrupt_after_saves
 
 from scbjax.app.cli import main
-from scbjax.engine import checkpoint, executor, outdir
+from scbjax.engine import executor, outdir
 from scbjax.engine.executor import Log, execute, run_spec
 from scbjax.engine.spec import RunSpec, grid
 from scbjax.engine.store import load_runs
@@ -362,19 +363,7 @@ def test_reproduce_overwrite_only_touches_only_that_study(tmp_path, monkeypatch,
 
 
 def _interrupted(spec: RunSpec, d: Path, monkeypatch, after: int = 1) -> None:
-    calls = {"n": 0}
-    real = checkpoint.save
-
-    def save_then_stop(*a, **k):
-        real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == after:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        run_spec("x", spec, d, log=QUIET)
-    monkeypatch.setattr(checkpoint, "save", real)
+    interrupt_after_saves(monkeypatch, lambda: run_spec("x", spec, d, log=QUIET), after)
 
 
 def test_checkpoints_are_unpadded_and_resume_on_four_devices(tmp_path, monkeypatch):

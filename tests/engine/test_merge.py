@@ -8,9 +8,10 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from conftest import interrupt_after_saves
 
 from scbjax.core.task import TaskConfig, make_task
-from scbjax.engine import checkpoint, merge
+from scbjax.engine import merge
 from scbjax.engine.executor import Log, execute
 from scbjax.engine.results import result_bytes
 from scbjax.engine.spec import RunSpec, grid, run
@@ -93,19 +94,7 @@ def test_merged_results_are_the_bits_of_separate_groups(separate, tmp_path):
 @pytest.mark.parametrize("after", [3, 1])  # every member's checkpoint written; only a's
 def test_a_merged_group_killed_after_its_first_chunk_resumes_to_the_same_bits(
         separate, tmp_path, monkeypatch, capsys, after):
-    calls = {"n": 0}
-    real = checkpoint.save
-
-    def save_then_stop(*a, **k):
-        real(*a, **k)
-        calls["n"] += 1
-        if calls["n"] == after:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(checkpoint, "save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        execute(SPECS, tmp_path, log=QUIET)
-    monkeypatch.setattr(checkpoint, "save", real)
+    interrupt_after_saves(monkeypatch, lambda: execute(SPECS, tmp_path, log=QUIET), after)
     held = [n for n in SPECS if (tmp_path / n / "checkpoint.npz").exists()]
     assert held == ["a", "b", "c"][:after]
     z = fileio.load_npz(tmp_path / "b" / "checkpoint.npz") if after == 3 else None
