@@ -181,22 +181,10 @@ def test_a_tracked_figure_is_replaced_only_when_asked(train, tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-EQUAL = """name = "equal"
-seeds = 2
-[base]
-log_every = 2
-[base.task]
-N = 4
-T = 5
-Q = 2
-[[base.phases]]
-samples = 32
-batch = 4
-[axes]
-batch = [2, 4]
-lr_V = [0.05, 0.1]
-zip = [["batch", "lr_V"]]
-"""
+# SPEC with a sample budget instead of steps, and the batch zipped with its learning rate
+EQUAL = (SPEC.replace('name = "tiny"', 'name = "equal"').replace("steps = 8", "samples = 32")
+         .split("[axes]")[0] + '[axes]\nbatch = [2, 4]\nlr_V = [0.05, 0.1]\n'
+         'zip = [["batch", "lr_V"]]\n')
 
 
 def test_an_equal_samples_sweep_plots_groups_with_different_log_points(tmp_path, capsys):
