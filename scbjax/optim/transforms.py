@@ -238,31 +238,70 @@ def project(kind_V: str = "affine",
     return optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), update_fn)
 
 
+class ParamStep(optax.GradientTransformationExtraArgs):
+    """An optax transformation (``init``, ``update``) that also gives the new parameters
+    directly: ``step(grads, state, params, **extra) -> (new params, state)``, with ``update``
+    its difference from ``params``. ``apply`` calls ``step``: a chain of steps that each map
+    parameters to parameters (a prox, a projection) then costs no round trip through updates
+    (``p + (new - p)`` per link). ``optax.chain`` of it with others keeps ``update`` only."""
+
+    def __new__(cls, init, step):
+        def update(updates, state, params=None, **extra):
+            new, state = step(updates, state, params, **extra)
+            return jax.tree.map(lambda n, p: n - p, new, params), state
+
+        self = super().__new__(cls, init, update)
+        self.step = step
+        return self
+
+
+def apply(opt, grads, state, params, **extra):
+    """(new params, new state) of one step of ``opt``: its ``step`` (``ParamStep``), else
+    ``optax.apply_updates`` of its ``update``."""
+    step = getattr(opt, "step", None)
+    if step is not None:
+        return step(grads, state, params, **extra)
+    upd, state = opt.update(grads, state, params, **extra)
+    return optax.apply_updates(params, upd), state
+
+
 def ppd(N: int, lr_V=None, lr_A=None, lam=None, mu: Array | None = None,
         projection_V: str = "affine", projection_A: str = "affine", order: str = "prox_project",
-        mu_prior: float = 1.0, prox: str = "soft", estimate: bool | None = None
-        ) -> optax.GradientTransformationExtraArgs:
-    """Preconditioned projected proximal descent (the paper's method); ``prox`` picks the l1
-    step on A (``PROXES``, see the module docstring). ``order`` has no effect with
-    "affine_exact" and "none" (one step on A). Hyperparameters left None are injected at each
-    update (``lr_V=``, ``lr_A=``, ``lam=``, ``mu=``); ``estimate`` (default ``mu is None``)
-    uses the running mu estimate."""
+        mu_prior: float = 1.0, prox: str = "soft", estimate: bool | None = None) -> ParamStep:
+    """Preconditioned projected proximal descent (the paper's method) as one ``ParamStep``:
+    the steps 1-4 of the module docstring on the parameters themselves (``prox`` picks the l1
+    step on A, ``PROXES``); the chain of ``scale_by_inverse_mu``, ``scale_by_lr``, ``prox_l1``
+    (or ``prox_l1_mu``, ``prox_l1_affine``) and ``project`` gives the same step to float32
+    rounding. ``order`` has no effect with "affine_exact" and "none" (one step on A).
+    Hyperparameters left None are injected at each update (``lr_V=``, ``lr_A=``, ``lam=``,
+    ``mu=``); ``estimate`` (default ``mu is None``) uses the running mu estimate (state:
+    ``MuState``)."""
     if prox not in PROXES:
         raise ValueError(f"prox: must be one of {PROXES}, got {prox!r}")
     if prox == "affine_exact" and projection_A != "affine":
         raise ValueError(f"prox='affine_exact' is the exact prox on {{1^T a = 1}}: it needs "
                          f"projection_A='affine', got {projection_A!r}")
-    thr = None if lr_A is None or lam is None else lr_A * lam
-    head = [scale_by_inverse_mu(N, mu, mu_prior, estimate), scale_by_lr(lr_V, lr_A)]
-    if prox == "affine_exact":
-        return optax.chain(*head, prox_l1_affine(thr), project(projection_V, "none"))
-    if prox == "none":
-        return optax.chain(*head, project(projection_V, projection_A))
-    l1 = (prox_l1_mu(N, thr, mu, mu_prior, estimate) if prox == "precond" else prox_l1(thr))
-    tail = [l1, project(projection_V, projection_A)]
-    if order == "project_prox":
-        tail = tail[::-1]
-    return optax.chain(*head, *tail)
+    thr0 = None if lr_A is None or lam is None else lr_A * lam
+    est = mu is None if estimate is None else estimate
+    pV, pA = _projector(projection_V), _projector(projection_A)
+
+    def step(grads: Params, state: MuState, params: Params, *, token_counts=None, **extra):
+        m, state = _mu_step(mu, state, token_counts, "ppd", est, extra)
+        inv = (1.0 / m)[None, :]
+        eta_V, eta_A = _hp(extra, "lr_V", lr_V), _hp(extra, "lr_A", lr_A)
+        V = pV(params.V - eta_V * (grads.V * inv))
+        A = params.A - eta_A * (grads.A * inv)
+        if prox == "none":
+            return Params(V=V, A=pA(A)), state
+        thr = _threshold(thr0, extra)
+        if prox == "affine_exact":
+            return Params(V=V, A=prox_l1_affine_cols(A, thr)), state
+        thr = thr / m[None, :] if prox == "precond" else thr
+        if order == "project_prox":
+            return Params(V=V, A=soft_threshold(pA(A), thr)), state
+        return Params(V=V, A=pA(soft_threshold(A, thr))), state
+
+    return ParamStep(lambda params: _mu_init(N, mu_prior), step)
 
 
 def freeze_zeros(projection_A: str = "affine") -> optax.GradientTransformationExtraArgs:

@@ -225,7 +225,7 @@ def make_kernel(config: TrainConfig, max_batch: int, masked: bool):
             g_BxN = jnp.sum(rw_BxN[:, :, None] * V[None], axis=1)
             gx_BxL = jnp.sum(jnp.where(tok, g_BxN[:, None, :], 0.0), axis=2)
             G_A = jnp.sum(jnp.where(q_BxN[:, None, :], gx_BxL[:, :, None], 0.0), axis=0)
-            # the optimizer (optim.transforms: sgd, or ppd's chain step by step)
+            # the optimizer (optim.transforms: sgd, or ppd's step)
             if ppd:
                 if estimate:
                     cnt = cnt + counts_N
@@ -233,26 +233,19 @@ def make_kernel(config: TrainConfig, max_batch: int, masked: bool):
                 else:
                     m_N = mu_N
                 inv_N = 1.0 / jnp.where(iN < N, m_N, 1.0)
-                uV, uA = -lr_V * (G_V * inv_N[None, :]), -lr_A * (G_A * inv_N[None, :])
+                V = project(V - lr_V * (G_V * inv_N[None, :]), okV, N, config.projection_V)
+                A = A - lr_A * (G_A * inv_N[None, :])
                 thr = lr_A * lam
                 if config.prox == "precond":
                     thr = thr / jnp.where(iN < N, m_N, 1.0)[None, :]
-
-                def prox(uA):
-                    return uA if config.prox == "none" else _soft(A + uA, thr) - A
-
-                def proj(uV, uA):
-                    return (project(V + uV, okV, N, config.projection_V) - V,
-                            project(A + uA, okA, T, config.projection_A) - A)
-
-                if config.order == "project_prox":
-                    uV, uA = proj(uV, uA)
-                    uA = prox(uA)
+                if config.prox == "none":
+                    A = project(A, okA, T, config.projection_A)
+                elif config.order == "project_prox":
+                    A = _soft(project(A, okA, T, config.projection_A), thr)
                 else:
-                    uV, uA = proj(uV, prox(uA))
+                    A = project(_soft(A, thr), okA, T, config.projection_A)
             else:
-                uV, uA = -lr_V * G_V, -lr_A * G_A
-            V, A = V + uV, A + uA
+                V, A = V + -lr_V * G_V, A + -lr_A * G_A
             s = jnp.sum(V) + jnp.sum(A)
             div = jnp.where((div < 0) & ~((s - s) == 0.0), t + 1, div)
             return V, A, cnt, div, loss_sum + loss

@@ -24,7 +24,7 @@ from scbjax.core.metrics import measure
 from scbjax.core.model import Attention, Params, random_params, resolve, uniform_params
 from scbjax.core.sampler import Batch, fold_in, sample, task_cdfs, token_counts
 from scbjax.core.task import Task, make_task
-from scbjax.optim import registry
+from scbjax.optim import registry, transforms
 from scbjax.sim.config import HPARAMS, PER_RUN, TrainConfig
 from scbjax.sim.data import epoch_batch
 from scbjax.sim.fused import device_check, make_fused_interval, resolve_fused
@@ -224,9 +224,8 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
             loss, g = loss_and_grad(params, batch, mask, model, lossname, grad)
             counts = token_counts(batch, N, mask)
         hp = {n: st.phase[n][p] for n in HPARAMS}
-        upd, opt_state = opt.update(g, opt_state, params, token_counts=counts, mu=task.mu,
-                                    freeze=jnp.asarray(freeze_P)[p], **hp)
-        params = optax.apply_updates(params, upd)
+        params, opt_state = transforms.apply(opt, g, opt_state, params, token_counts=counts,
+                                             mu=task.mu, freeze=jnp.asarray(freeze_P)[p], **hp)
         ok = all_finite(params)
         div = jnp.where((div < 0) & ~ok, t + 1, div)
         new = dataclasses.replace(state, params=params, opt_state=opt_state, diverged_step=div)

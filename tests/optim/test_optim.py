@@ -139,7 +139,7 @@ def test_ppd_without_mu_uses_prior_plus_token_counts():
     new = optax.apply_updates(params, upd)
     np.testing.assert_allclose(new.V, V, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(new.A, A, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(state[0].counts, counts)
+    np.testing.assert_allclose(state.counts, counts)
     with pytest.raises(ValueError, match="token_counts"):
         opt.update(g, opt.init(params), params)
 
