@@ -1,6 +1,6 @@
 """The built-in optimizers, registered by name: "ppd" (the paper's method), "sgd", "adam".
 
-Each factory takes the run's ``TrainConfig`` and returns the optax chain that ``make_stepper``
+Each factory takes the run's ``TrainConfig`` and returns the optax transformation that ``make_stepper``
 builds once per run; a user's own optimizer is registered the same way
 (``scbjax.register_optimizer``).
 """

@@ -1,4 +1,4 @@
-"""The paper's preconditioned projected proximal descent as an optax chain, plus baselines.
+"""The paper's preconditioned projected proximal descent (one optax transformation), its parts.
 
 Each step of ``ppd`` [paper: name; recon: details]:
   1. ``scale_by_inverse_mu``: right-multiply G_V by diag(mu)^-1, divide column k of G_A by mu_k
