@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scbjax.core.sums import total
 from scbjax.util import fields
 from scbjax.util.errors import ConfigError, is_int, require
 from scbjax.util.fields import field
@@ -76,14 +77,39 @@ class TaskConfig:
         return self
 
 
+def solve(M_NxN: Array, b_N: Array) -> Array:
+    """x with M x = b, by Gauss-Jordan elimination with partial pivoting written as elementwise
+    steps: the same bits for a task whatever the vmapped batch around it (``jnp.linalg.solve``
+    picks its kernel by the batch's size; scbjax.core.sums)."""
+    N = M_NxN.shape[0]
+    i_N = jnp.arange(N)
+
+    def eliminate(k, Mb):
+        piv = jnp.argmax(jnp.where(i_N >= k, jnp.abs(Mb[:, k]), -1.0))
+        rk, rp = Mb[k], Mb[piv]
+        Mb = Mb.at[piv].set(rk).at[k].set(rp)
+        row = rp / rp[k]
+        Mb = Mb - Mb[:, k][:, None] * row[None, :]
+        return Mb.at[k].set(row)
+
+    Mb = jnp.concatenate([M_NxN, b_N[:, None]], axis=1)
+    return jax.lax.fori_loop(0, N, eliminate, Mb)[:, N]
+
+
 def stationary(P_NxN: Array) -> Array:
     """Stationary distribution of a column-stochastic P: solve (P - I) mu = 0, 1^T mu = 1."""
     N = P_NxN.shape[-1]
     M_NxN = (P_NxN - jnp.eye(N, dtype=P_NxN.dtype)).at[-1].set(1.0)
     b_N = jnp.zeros(N, P_NxN.dtype).at[-1].set(1.0)
-    mu_N = jnp.linalg.solve(M_NxN, b_N)
-    mu_N = jnp.clip(mu_N, 0.0, None)
-    return mu_N / mu_N.sum()
+    mu_N = jnp.clip(solve(M_NxN, b_N), 0.0, None)
+    return mu_N / total(mu_N)
+
+
+def dirichlet(key: Array, alpha_K: Array, shape: tuple) -> Array:
+    """``jax.random.dirichlet`` (the same log-gamma draws), normalised in a fixed order."""
+    lg = jax.random.loggamma(key, alpha_K, tuple(shape) + alpha_K.shape[-1:])
+    e = jnp.exp(lg - jnp.max(lg, axis=-1, keepdims=True))
+    return e / total(e, axis=e.ndim - 1)[..., None]
 
 
 def make_task(key: Array, cfg: TaskConfig | None = None, **kw) -> Task:
@@ -93,16 +119,16 @@ def make_task(key: Array, cfg: TaskConfig | None = None, **kw) -> Task:
     cfg = dataclasses.replace(cfg or TaskConfig(), **kw).validate("task")
     N, T, Q = cfg.N, cfg.T, cfg.Q
     kP, kS, kW = jax.random.split(key, 3)
-    D_NxN = jax.random.dirichlet(kP, jnp.full((N,), cfg.alpha), shape=(N,)).T  # columns
+    D_NxN = dirichlet(kP, jnp.full((N,), cfg.alpha), (N,)).T  # columns
     P_NxN = (1.0 - cfg.mix) * D_NxN + cfg.mix / N
-    P_NxN = P_NxN / P_NxN.sum(0, keepdims=True)
+    P_NxN = P_NxN / total(P_NxN, 0)[None, :]
     # Support of q(k): Q distinct positions, uniformly among the T.
     perm_NxT = jax.vmap(lambda k: jax.random.permutation(k, T))(jax.random.split(kS, N))
     supp_NxQ = perm_NxT[:, :Q]
     if cfg.q_weights == "uniform":
         w_NxQ = jnp.full((N, Q), 1.0 / Q)
     else:
-        w_NxQ = jax.random.dirichlet(kW, jnp.full((Q,), cfg.beta), shape=(N,))
+        w_NxQ = dirichlet(kW, jnp.full((Q,), cfg.beta), (N,))
     q_NxT = jax.vmap(lambda s, w: jnp.zeros(T).at[s].set(w))(supp_NxQ, w_NxQ)
     return Task(P=P_NxN, mu=stationary(P_NxN), q=q_NxT.T)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import signal
 import threading
 import time
@@ -32,7 +33,8 @@ from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
 from scbjax.engine.progress import Job
 from scbjax.engine.spec import FORMAT, RunSpec
 from scbjax.engine.store import CHECKPOINT, Runs
-from scbjax.sim.train import METRICS, RunSettings, initial_metrics, intervals, make_stepper
+from scbjax.sim.step import initial_metrics_runs
+from scbjax.sim.train import METRICS, RunSettings, intervals, make_stepper
 
 # What the job is doing, for the message of an interrupt (``executor.interrupted_message``).
 PROGRESS: dict = {}
@@ -64,8 +66,10 @@ class Group:
 
 
 def _R_pad(R: int) -> int:
+    """R padded to a multiple of the device count, and to 2 runs at least: XLA compiles a
+    batch of one run (a vmapped axis of size 1) to other code, with other rounding."""
     ndev = jax.device_count()
-    return -(-R // ndev) * ndev
+    return -(-max(R, 2) // ndev) * ndev
 
 
 def _settings(spec: RunSpec, R_pad: int, shard) -> tuple[dict, RunSettings]:
@@ -93,11 +97,11 @@ def init(name: str, spec: RunSpec, tasks, params0) -> Group:
             args.append(jax.tree.map(lambda a: to_global(pad(a, R_pad), shard), x))
             in_axes.append(0)
 
-    def init1(*a):
-        s = stepper.init(*a)
-        return s, initial_metrics(stepper, s)
+    def init_runs(*a):
+        s = jax.vmap(stepper.init, in_axes=tuple(in_axes))(*a)
+        return s, initial_metrics_runs(stepper, s, jax.device_count())
 
-    state, m0 = jax.jit(jax.vmap(init1, in_axes=tuple(in_axes)), out_shardings=shard)(*args)
+    state, m0 = jax.jit(init_runs, out_shardings=shard)(*args)
     t = state.task
     check_tasks(to_host(t.mu)[:R], to_host(t.P)[:R], to_host(t.q)[:R], f"{name}: task")
     return Group(stepper, shard, sa, state, {k: [to_host(v)[:, None]] for k, v in m0.items()})
@@ -143,7 +147,7 @@ def loop(members: list[Member], g: Group, job: Job, progress: Callable[[str], No
     n_int = len(start)
     steps, C_max = chunk_limits(spec)
     C = scan_length(spec)
-    adv = jax.jit(jax.vmap(g.stepper.advance, in_axes=(0, None, None, None, None)),
+    adv = jax.jit(functools.partial(g.stepper.advance_runs, shards=jax.device_count()),
                   static_argnums=(3, 4), donate_argnums=(0,))
     compiled: dict = {}
     compile_s = 0.0

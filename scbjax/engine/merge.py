@@ -8,9 +8,9 @@ fixed-dataset size and the chunking (``compile_key``). Specs with the same key a
 their states are stacked along the run axis (``stack``), advanced together, and split back
 (``take``) into each spec's own checkpoint and results, written exactly as a group of one
 writes them. A run draws the same numbers in any group (per-step data come from
-``fold_in(key, step)`` of its own key), but XLA may reduce a batch of R runs differently for
-another R, so a spec's results merged equal its results alone to float32 rounding, bit for
-bit only where the group size does not change XLA's reductions (docs/findings.md §5.1).
+``fold_in(key, step)`` of its own key) and, on a CPU, the same bits: the task is built with
+sums in a fixed order, metrics are measured one run at a time and a group has 2 runs at least
+(docs/findings.md §5.1; on an accelerator, to float32 rounding).
 A user optimizer's factory may read any field: its specs merge only with identical configs.
 """
 

@@ -138,7 +138,9 @@ class Stepper:
     intervals (interval c: ``lengths_C[c]`` steps from step ``starts_C[c]``; length 0 is a no-op
     whose metrics are to be discarded). ``max_batch`` (static) is the padded batch of the
     phase the intervals lie in; ``masked`` (static) turns the per-run batch mask on.
-    ``step(state, t, max_batch, masked) -> (state, loss)`` is one optimizer step."""
+    ``step(state, t, max_batch, masked) -> (state, loss)`` is one optimizer step.
+    ``advance_runs(state_R, starts_C, lengths_C, max_batch, masked, shards=1, per_run=None)``
+    is ``vmap(advance)`` with each run's metrics from ``measure_runs`` (the executor's)."""
 
     config: TrainConfig
     model: Attention  # config.model resolved
@@ -147,6 +149,7 @@ class Stepper:
     init: Callable
     advance: Callable
     step: Callable
+    advance_runs: Callable  # advance of a batch of R states: (state_R, metrics [R, C])
 
 
 def all_finite(params: Params) -> Array:
@@ -231,24 +234,27 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         new = dataclasses.replace(state, params=params, opt_state=opt_state, diverged_step=div)
         return new, loss
 
-    def advance(state: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
-                masked: bool):
-        cdfs = task_cdfs(state.task)  # loop-invariant: once per call, not per step
-        run_fused = make_fused_interval(config, max_batch, masked) if fused else None
+    def run_interval(state: TrainState, cdfs, start: Array, length: Array, max_batch: int,
+                     masked: bool):
+        """``length`` steps from step ``start``: (state, sum of their batch losses)."""
+        if fused:
+            return make_fused_interval(config, max_batch, masked)(state, cdfs, start, length)
 
         def one_step(t, carry):
             state, loss_sum = carry
             state, loss = step(state, t, max_batch, masked, cdfs)
             return state, loss_sum + loss
 
+        return jax.lax.fori_loop(start, start + length, one_step,
+                                 (state, jnp.zeros((), jnp.float32)))
+
+    def advance(state: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
+                masked: bool):
+        cdfs = task_cdfs(state.task)  # loop-invariant: once per call, not per step
+
         def interval(state, x):
             start, length = x
-            zero = jnp.zeros((), jnp.float32)
-            if fused:
-                state, loss_sum = run_fused(state, cdfs, start, length)
-            else:
-                state, loss_sum = jax.lax.fori_loop(start, start + length, one_step,
-                                                    (state, zero))
+            state, loss_sum = run_interval(state, cdfs, start, length, max_batch, masked)
             if on_log is not None:
                 jax.debug.callback(on_log, start + length)
             m = measure(state.params, state.task, model)
@@ -258,8 +264,54 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         xs = (jnp.asarray(starts_C, jnp.int32), jnp.asarray(lengths_C, jnp.int32))
         return jax.lax.scan(interval, state, xs)
 
+    def advance_runs(state_R: TrainState, starts_C: Array, lengths_C: Array, max_batch: int,
+                     masked: bool, shards: int = 1, per_run: bool | None = None):
+        cdfs_R = jax.vmap(task_cdfs)(state_R.task)
+
+        def interval(state_R, x):
+            start, length = x
+            state_R, loss_R = jax.vmap(
+                lambda s, c: run_interval(s, c, start, length, max_batch, masked))(state_R, cdfs_R)
+            m = measure_runs(state_R, model, shards, per_run)
+            m["batch_loss"] = loss_R / length.astype(jnp.float32)
+            return state_R, m
+
+        xs = (jnp.asarray(starts_C, jnp.int32), jnp.asarray(lengths_C, jnp.int32))
+        state_R, m_CxR = jax.lax.scan(interval, state_R, xs)
+        return state_R, {k: v.T for k, v in m_CxR.items()}
+
     return Stepper(config=config, model=model, max_dataset=max_dataset, fused=fused, init=init,
-                   advance=advance, step=step)
+                   advance=advance, step=step, advance_runs=advance_runs)
+
+
+def measure_runs(state_R: TrainState, model: Attention, shards: int = 1,
+                 per_run: bool | None = None) -> dict:
+    """``measure`` of each run of a batch of states (leading axis R). ``per_run`` (default: on
+    a CPU backend) measures one run at a time (``lax.map``; the R runs split into ``shards``
+    contiguous blocks, one per device, measured side by side), so that a run's metrics are the
+    same bits whatever the batch around it: XLA's CPU code for a vmapped batch sums and fuses
+    multiply-adds by the batch's shape (docs/findings.md §5.1). Otherwise one vmapped call."""
+    f = jax.vmap(lambda p, t: measure(p, t, model))
+    if per_run is None:
+        per_run = jax.default_backend() == "cpu"
+    if not per_run:
+        return f(state_R.params, state_R.task)
+    R = state_R.params.V.shape[0]
+    S = R // shards
+
+    def split(x):  # [R, ...] -> [S, shards, ...]: run d * S + s at [s, d]
+        return jnp.swapaxes(x.reshape((shards, S) + x.shape[1:]), 0, 1)
+
+    m = jax.lax.map(lambda pt: f(*pt), jax.tree.map(split, (state_R.params, state_R.task)))
+    return {k: jnp.swapaxes(v, 0, 1).reshape(R) for k, v in m.items()}
+
+
+def initial_metrics_runs(stepper: Stepper, state_R: TrainState, shards: int = 1,
+                         per_run: bool | None = None) -> dict:
+    """``initial_metrics`` of each run of a batch of states, as ``measure_runs``."""
+    m = measure_runs(state_R, stepper.model, shards, per_run)
+    m["batch_loss"] = jnp.full(state_R.params.V.shape[:1], jnp.nan, jnp.float32)
+    return m
 
 
 def initial_metrics(stepper: Stepper, state: TrainState) -> dict:

@@ -1,7 +1,7 @@
 """Merged groups: specs of one compiled program run as one vmapped call, and each spec's
 results are the bits of its own group (every array of results.npz), straight through and
-killed after the first chunk and resumed, at these small sizes (at larger ones: to float32
-rounding, docs/findings.md §5.1)."""
+killed after the first chunk and resumed (at realistic sizes:
+tests/engine/test_merge_bits.py)."""
 
 import dataclasses
 
