@@ -177,9 +177,9 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
     ``on_start()`` is called once, when the first spec is known good (see ``run_spec``).
     Returns the ``RunSet`` in the order of ``specs``. Every name must be one directory
     component (``spec.check_name``): nothing is written outside ``out``. Results of another
-    configuration are replaced only with ``overwrite``: for the specs whose hash is known before they run (no
-    ``tasks``/``params0`` functions) this is checked before anything trains. ``quiet``: no
-    progress lines (``log=Log(quiet=True)``)."""
+    configuration are replaced only with ``overwrite``: for the specs whose hash is known
+    before they run (no ``tasks``/``params0`` functions) this is checked before anything
+    trains. ``quiet``: no progress lines (``log=Log(quiet=True)``)."""
     out = Path(out)
     if quiet:
         log = Log(quiet=True)
