@@ -81,8 +81,8 @@ def test_tiny_results_equal_the_golden_digest(tiny_run):
     within rtol 1e-4 (atol 1e-6), the claims' ids and verdicts exactly and their numbers within
     that or one unit of their last printed digit; floating point may differ in the last bits
     on another CPU or jax. Where the golden file's machine fingerprint (jax, jaxlib and numpy
-    versions, CPU architecture, avx512f) is this machine's, also bit for bit: every array's
-    sha256 and the claims' text."""
+    versions, CPU architecture, the CPU's model and feature flags) is this machine's, also bit
+    for bit: every array's sha256 and the claims' text."""
     _, results, _ = tiny_run
     want = json.loads((GOLDEN / "tiny.json").read_text())
     got = make_golden.digest(results)

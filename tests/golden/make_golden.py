@@ -24,14 +24,28 @@ GOLDEN = Path(__file__).resolve().parent / "tiny.json"
 FIRST = 8
 
 
-def fingerprint() -> dict:
-    """What may change float results bit for bit: library versions, CPU architecture, AVX-512."""
+def cpu() -> str | None:
+    """The CPU's vendor, family, model and a digest of its feature flags (from /proc/cpuinfo):
+    XLA compiles for the host's features, so two x86-64 CPUs with AVX-512 can still round a
+    metric differently in its last bit (seen: family 6 model 167 against the golden's CPU)."""
     try:
-        avx512f = "avx512f" in Path("/proc/cpuinfo").read_text().split()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        avx512f = None
+        return None
+    info = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        info.setdefault(k.strip(), v.strip())
+    flags = hashlib.sha256(" ".join(sorted(info.get("flags", "").split())).encode())
+    return (f"{info.get('vendor_id', '?')} family {info.get('cpu family', '?')} model "
+            f"{info.get('model', '?')} flags {flags.hexdigest()[:12]}")
+
+
+def fingerprint() -> dict:
+    """What may change float results bit for bit: library versions, CPU architecture, the CPU
+    and its features."""
     return {**{p: metadata.version(p) for p in ("jax", "jaxlib", "numpy")},
-            "machine": platform.machine(), "avx512f": avx512f}
+            "machine": platform.machine(), "cpu": cpu()}
 
 
 def _g(x) -> float:
