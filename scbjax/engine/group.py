@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from scbjax.core import keys
-from scbjax.core.task import Task
+from scbjax.core.task import Task, TaskConfig, make_task
 from scbjax.core.task import check_tasks as check_task_arrays
 from scbjax.engine import checkpoint, results
 from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
@@ -79,6 +79,16 @@ def _settings(spec: RunSpec, R_pad: int, shard) -> tuple[dict, RunSettings]:
     return sa, RunSettings.of({k: to_global(v, shard) for k, v in sa.items()})
 
 
+@functools.lru_cache(maxsize=32)
+def _task_sampler(cfg: TaskConfig, shard) -> Callable:
+    """Each run's random task (``make_task`` of its task stream, as ``Stepper.init`` draws it)
+    as a program of its own, one per task configuration: it is most of the cost of compiling
+    a group's init (the Dirichlet's rejection sampler, the permutations), and groups that share
+    a task configuration and run count share it (here, and through a compilation cache)."""
+    return jax.jit(jax.vmap(lambda key: make_task(keys.streams(key)[0], cfg)),
+                   out_shardings=shard)
+
+
 def init(name: str, spec: RunSpec, tasks, params0) -> Group:
     """Every run's initial state and metrics, padded to a multiple of the device count and
     sharded over the mesh; tasks the sampler cannot draw from are refused."""
@@ -87,15 +97,14 @@ def init(name: str, spec: RunSpec, tasks, params0) -> Group:
     shard = jax.sharding.NamedSharding(run_mesh(), jax.sharding.PartitionSpec("runs"))
     stepper = make_stepper(spec.config, spec.max_dataset)
     sa, settings = _settings(spec, R_pad, shard)
-    args = [to_global(pad(run_keys(spec), R_pad), shard), settings]
-    in_axes = [0, 0]
-    for x in (tasks, params0):
-        if x is None:
-            args.append(None)
-            in_axes.append(None)
-        else:
-            args.append(jax.tree.map(lambda a: to_global(pad(a, R_pad), shard), x))
-            in_axes.append(0)
+    keys_R = to_global(pad(run_keys(spec), R_pad), shard)
+
+    def padded(x):
+        return None if x is None else jax.tree.map(lambda a: to_global(pad(a, R_pad), shard), x)
+
+    tasks = _task_sampler(spec.config.task, shard)(keys_R) if tasks is None else padded(tasks)
+    args = [keys_R, settings, tasks, padded(params0)]
+    in_axes = [0, 0, 0, None if params0 is None else 0]
 
     def init_runs(*a):
         s = jax.vmap(stepper.init, in_axes=tuple(in_axes))(*a)
