@@ -55,6 +55,19 @@ _path.__name__ = "path"
 PHASE_FORMAT = "steps=N,batch=B,lr=X,lam=Y"
 
 
+def _workers(text: str) -> int:
+    """--workers: an integer >= 1 (argparse names the option and exits 2 otherwise)."""
+    n = int(text)
+    if n < 1:
+        raise ValueError(text)
+    return n
+
+
+WORKERS_HELP = ("groups trained at once, on threads: one compiles or checkpoints while another "
+                "trains; each group's numbers are those of running it alone (default: 1 on a "
+                "CPU, 4 on a GPU or TPU)")
+
+
 def _phase(text: str):
     """``--phase steps=2000,batch=32,lr=0.05,lam=0.001``: a ``Phase`` from NAME=VALUE pairs,
     NAME any Phase field (``lr`` sets lr_V and lr_A); a field left out takes its default."""
@@ -201,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace results of another mode, or of specs whose configuration "
                    "changed, in --out (each replaced when its new results are done; with "
                    "--only, only those studies)")
+    r.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     r.add_argument("--quiet", action="store_true", help="no progress lines")
 
     pl = sub.add_parser("plot", help="regenerate the figures and the claims table from saved "
@@ -238,6 +252,7 @@ def add_sweep_parser(sub) -> None:
     w.add_argument("--overwrite", action="store_true",
                    help="replace results in --out of another sweep, or of groups whose "
                    "configuration the spec no longer gives (replaced as each group finishes)")
+    w.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     _plugin_arg(w)
 

@@ -197,7 +197,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with outdir.hold(out):
         reproduce.run_studies(a.mode, out, a.only, log=_log, quiet=a.quiet,
-                              overwrite=a.overwrite)
+                              overwrite=a.overwrite, workers=a.workers)
         _plot_and_check(out, figures, a.only, a.mode)
     print(f"reproduce --{a.mode}: {time.perf_counter() - t0:.0f}s in all; raw results in {out}/")
     return 0
@@ -232,7 +232,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
         spec = dataclasses.replace(spec, chunk_steps=a.chunk_steps).validate()
     out = a.out if a.out is not None else Path("runs/sweeps") / spec.name
     t0 = time.perf_counter()
-    r = run_sweep(spec, out, quiet=a.quiet, overwrite=a.overwrite)
+    r = run_sweep(spec, out, quiet=a.quiet, overwrite=a.overwrite, workers=a.workers)
     n = len(r["rows"])
     print(f"sweep {spec.name!r}: {n} runs in {len(r['groups'])} compiled groups, "
           f"{time.perf_counter() - t0:.1f}s")

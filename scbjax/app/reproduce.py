@@ -181,8 +181,9 @@ def format_plan(rows: list[dict], cal: dict | None) -> str:
 
 def run_studies(mode: str, out, only: list[str] | None = None, *,
                 log: Callable[[str], None] = print, quiet: bool = False,
-                overwrite: bool = False) -> dict[str, float]:
-    """Run (or resume, or reuse) each study's specs into ``out/<study>``; seconds per study."""
+                overwrite: bool = False, workers: int | None = None) -> dict[str, float]:
+    """Run (or resume, or reuse) each study's specs into ``out/<study>``; seconds per study.
+    ``workers``: groups at once (``executor.concurrent_groups``)."""
     names = _select(only)
     out = Path(out)
     specs = {n: study_specs(n, mode) for n in names}
@@ -198,7 +199,8 @@ def run_studies(mode: str, out, only: list[str] | None = None, *,
         for n in names:
             t0 = time.perf_counter()
             log(f"[{n}] {len(specs[n])} groups ({mode})")
-            execute(specs[n], out / n, log=elog, job=job, tag=f"{n}/", overwrite=overwrite)
+            execute(specs[n], out / n, log=elog, job=job, tag=f"{n}/", overwrite=overwrite,
+                    workers=workers)
             times[n] = time.perf_counter() - t0
             log(f"[{n}] done in {times[n]:.1f}s")
     return times

@@ -294,7 +294,8 @@ def check_out(out: Path, spec: SweepSpec, overwrite: bool = False) -> None:
                  f"{spec.name!r}", overwrite)
 
 
-def run_sweep(spec: SweepSpec, out, quiet: bool = False, overwrite: bool = False) -> dict:
+def run_sweep(spec: SweepSpec, out, quiet: bool = False, overwrite: bool = False,
+              workers: int | None = None) -> dict:
     """Run (or resume) every group of ``spec`` under ``out/groups``, holding ``out``; write
     the tidy tables. A group whose results are of another configuration (the spec was
     edited) is refused before anything trains, unless ``overwrite``."""
@@ -306,10 +307,11 @@ def run_sweep(spec: SweepSpec, out, quiet: bool = False, overwrite: bool = False
     check_out(out, spec, overwrite)
     with outdir.hold(out):
         check_out(out, spec, overwrite)  # again, now that no one else writes
-        return _run(spec, ss, out, quiet, overwrite)
+        return _run(spec, ss, out, quiet, overwrite, workers)
 
 
-def _run(spec: SweepSpec, ss: dict, out: Path, quiet: bool, overwrite: bool) -> dict:
+def _run(spec: SweepSpec, ss: dict, out: Path, quiet: bool, overwrite: bool,
+         workers: int | None) -> dict:
 
     def record():  # once the first group is known good: nothing is written for a bad sweep
         if jax.process_index() == 0:
@@ -319,7 +321,8 @@ def _run(spec: SweepSpec, ss: dict, out: Path, quiet: bool, overwrite: bool) -> 
             _atomic_write(out / "sweep.json",
                           lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
-    rs = execute(ss, out / "groups", log=Log(quiet), on_start=record, overwrite=overwrite)
+    rs = execute(ss, out / "groups", log=Log(quiet), on_start=record, overwrite=overwrite,
+                 workers=workers)
     all_rows = [row for runs in rs.values() for row in table_rows(runs)]
     summary, warnings = summarize(all_rows)
     if jax.process_index() == 0:

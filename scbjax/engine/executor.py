@@ -14,6 +14,8 @@ terminal (``progress.Log``).
 from __future__ import annotations
 
 import contextlib
+import threading
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -27,7 +29,7 @@ from scbjax.engine.group import (PROGRESS, check_tasks, init, loop, resume, run_
                                  write)
 from scbjax.engine.merge import Member, label, offsets, take
 from scbjax.engine.progress import Job, Log
-from scbjax.engine.resources import check_fits
+from scbjax.engine.resources import available_bytes, check_fits, estimate_bytes
 from scbjax.engine.results import check_files, check_other, reuse
 from scbjax.engine.spec import RunSpec, check_input, check_name, digest_arrays
 from scbjax.engine.store import Runs, RunSet, load_runs
@@ -113,7 +115,7 @@ def run_group(members: list[Member], *, log: Log, job: Job, tag: str,
                 todo.append(m)
                 continue
             out[m.name] = done
-            job.done += m.spec.samples()
+            job.add(m.spec.samples())
             PROGRESS.update(dir=m.sdir, step=m.spec.config.total_steps, done=True)
         if not todo:
             if on_start is not None:
@@ -168,7 +170,8 @@ def fits(spec: RunSpec, runs: int) -> bool:
 
 def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | None = None,
             tag: str = "", on_start: Callable[[], None] | None = None,
-            overwrite: bool = False, quiet: bool = False, merge: bool = True) -> RunSet:
+            overwrite: bool = False, quiet: bool = False, merge: bool = True,
+            workers: int | None = None) -> RunSet:
     """Run each spec into ``out/<name>``, holding ``out`` (``outdir.hold``); a spec's
     ``tasks``/``params0`` functions see the ``RunSet`` of the specs before it. ``merge``:
     specs of the same compiled program run as one group (``merge.groups``: a later spec
@@ -179,7 +182,8 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
     component (``spec.check_name``): nothing is written outside ``out``. Results of another
     configuration are replaced only with ``overwrite``: for the specs whose hash is known
     before they run (no ``tasks``/``params0`` functions) this is checked before anything
-    trains. ``quiet``: no progress lines (``log=Log(quiet=True)``)."""
+    trains. ``quiet``: no progress lines (``log=Log(quiet=True)``). ``workers``: groups run
+    at once on threads (``concurrent_groups``; None: 1 on a CPU, more on an accelerator)."""
     out = Path(out)
     if quiet:
         log = Log(quiet=True)
@@ -192,29 +196,89 @@ def execute(specs: Mapping[str, RunSpec], out, *, log: Log = Log(), job: Job | N
                     check_files(out / name)
                     check_other(out / name, _inputs(spec.validate(name), RunSet(), name)[2],
                                 False)
-        return _execute(specs, out, log, job, tag, on_start, overwrite, merge)
+        return _execute(specs, out, log, job, tag, on_start, overwrite, merge, workers)
 
 
 def _execute(specs, out: Path, log: Log, job: Job | None, tag: str, on_start, overwrite: bool,
-             merge: bool) -> RunSet:
+             merge: bool, workers: int | None) -> RunSet:
     started = []
+    lock = threading.Lock()
 
     def once():
-        if not started and on_start is not None:
-            started.append(True)
-            on_start()
+        with lock:
+            if not started and on_start is not None:
+                started.append(True)
+                on_start()
 
     rs = RunSet()
     job = job or Job(sum(s.samples() for s in specs.values()))
     plan = merging.groups(specs, fits) if merge else [[n] for n in specs]
-    for i, names in enumerate(plan):
+    workers = concurrent_groups(workers, len(plan))
+
+    def start(i: int, names: list[str]) -> tuple[list[Member], dict]:
         ms = [_member(n, specs[n].validate(n), out / n, rs) for n in names]
         c = ms[0].spec.config
         Qs = ",".join(dict.fromkeys(str(m.spec.config.task.Q) for m in ms))
         t = (f"[{tag}{label(ms)} {i + 1}/{len(plan)}: {sum(m.R for m in ms)} runs, "
              f"N={c.task.N} T={c.task.T} Q={Qs}] ")
-        rs.update(run_group(ms, log=log, job=job, tag=t, on_start=once, overwrite=overwrite))
+        return ms, dict(log=log, job=job, tag=t, on_start=once, overwrite=overwrite)
+
+    if workers == 1:
+        for i, names in enumerate(plan):
+            ms, kw = start(i, names)
+            rs.update(run_group(ms, **kw))
+    else:
+        _concurrently(plan, specs, start, rs, job, workers)
     return RunSet((n, rs[n]) for n in specs)
+
+
+def concurrent_groups(workers: int | None, n_groups: int) -> int:
+    """How many groups run at once: ``workers`` (None: one per accelerator's worth of host
+    threads, ``AUTO_WORKERS`` on a GPU or TPU, 1 on a CPU), never more than the groups, and 1
+    under ``jax.distributed`` (every process must launch the same programs in one order)."""
+    if workers is None:
+        workers = 1 if jax.devices()[0].platform == "cpu" else AUTO_WORKERS
+    if jax.process_count() > 1:
+        return 1
+    return max(1, min(int(workers), n_groups))
+
+
+AUTO_WORKERS = 4  # groups at once on an accelerator: one compiles while others train
+
+
+def _concurrently(plan, specs, start, rs: RunSet, job: Job, workers: int) -> None:
+    """Run the groups of ``plan`` on ``workers`` threads, each group's results in ``rs`` (every
+    spec's numbers are those of running it alone: each group is its own program). A group whose
+    specs have input functions waits for every group before it (their ``RunSet``); a group
+    starts only while the estimated memory of the groups running fits what is available. The
+    first error or interrupt stops the job: the other groups stop at their next checkpoint."""
+    avail = available_bytes()
+    running: dict = {}  # future -> estimated bytes
+
+    def collect(done) -> None:
+        for f in done:
+            running.pop(f)
+            rs.update(f.result())
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="scbjax-group")
+    try:
+        for i, names in enumerate(plan):
+            needs = any(callable(specs[n].tasks) or callable(specs[n].params0) for n in names)
+            head = specs[names[0]]
+            est = estimate_bytes(head.config, sum(len(specs[n].runs) for n in names),
+                                 max(specs[n].max_dataset for n in names))
+            while running and (needs or len(running) >= workers or (
+                    avail is not None and sum(running.values()) + est > avail)):
+                collect(wait(running, return_when=ALL_COMPLETED if needs else FIRST_COMPLETED)[0])
+            ms, kw = start(i, names)
+            running[pool.submit(run_group, ms, **kw)] = est
+        while running:
+            collect(wait(running, return_when=FIRST_COMPLETED)[0])
+    except BaseException:
+        job.cancelled.set()  # the others stop at their next checkpoint
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def load(specs: Mapping[str, RunSpec], out) -> RunSet:

@@ -30,7 +30,7 @@ from scbjax.engine import checkpoint, results
 from scbjax.engine.checkpoint import pad, run_mesh, to_global, to_host
 from scbjax.engine.merge import Member, chunk_limits, next_chunk, offsets, scan_length, stack
 from scbjax.engine.meta import config_to_dict, devices, git_commit, versions
-from scbjax.engine.progress import Job
+from scbjax.engine.progress import Cancelled, Job
 from scbjax.engine.spec import FORMAT, RunSpec
 from scbjax.engine.store import CHECKPOINT, Runs
 from scbjax.sim.step import initial_metrics_runs
@@ -164,10 +164,12 @@ def loop(members: list[Member], g: Group, job: Job, progress: Callable[[str], No
     batch_R = g.sa["batch"][:R].astype(np.int64)
     total = sum(m.spec.samples() for m in members)
     steps_before = np.concatenate([[0], np.cumsum(length)])
-    job.done += int(_samples_through(steps_before[g.next_interval], cfg, batch_R))
+    job.add(int(_samples_through(steps_before[g.next_interval], cfg, batch_R)))
     t_run0 = time.perf_counter()
     samples_done = 0
     while g.next_interval < n_int:
+        if job.cancelled.is_set():  # another group of the job failed or was interrupted
+            raise Cancelled
         sel = next_chunk(length, phase, g.next_interval, steps, min(C, C_max))
         p = int(phase[sel[0]])
         st = np.zeros(C, np.int32)
@@ -248,6 +250,8 @@ def write(m: Member, state, metrics: dict, sa: dict, timings: dict, members: lis
             "devices": devices(), "versions": versions(), "git_commit": git_commit()}
     if len(members) > 1:
         meta["group"] = [x.name for x in members]
+    if spec.keep is not None:  # absent: every final array (as before keep)
+        meta["keep"] = list(spec.kept)
     meta = results.write(m.sdir, arrays, meta)
     PROGRESS.update(done=True)
     div = arrays["diverged_step"]

@@ -9,17 +9,20 @@ line is a line of its own.
 from __future__ import annotations
 
 import sys
+import threading
 
 CLEAR = "\r\x1b[K"
 
 
 class Log:
     """Notices (``log(text)``) and progress (``log.progress(text)``) on stderr (or
-    ``stream``); silent when ``quiet``."""
+    ``stream``); silent when ``quiet``. Safe to call from the threads of concurrent groups
+    (each line is written whole)."""
 
     def __init__(self, quiet: bool = False, stream=None):
         self.quiet, self.stream = quiet, stream
         self._open = None  # the stream holding an unfinished progress line
+        self._lock = threading.RLock()
 
     def _out(self):
         return self.stream or sys.stderr
@@ -27,32 +30,35 @@ class Log:
     def __call__(self, text: str) -> None:
         """A notice: a full line of its own."""
         if not self.quiet:
-            self.end()
-            s = self._out()
-            s.write(text + "\n")
-            s.flush()
+            with self._lock:
+                self.end()
+                s = self._out()
+                s.write(text + "\n")
+                s.flush()
 
     def progress(self, text: str) -> None:
         """A progress line: rewritten in place on a terminal, a new line otherwise."""
         if self.quiet:
             return
-        s = self._out()
-        if _isatty(s):
-            if self._open is not None and self._open is not s:
+        with self._lock:
+            s = self._out()
+            if _isatty(s):
+                if self._open is not None and self._open is not s:
+                    self.end()
+                s.write(CLEAR + text)
+                self._open = s
+            else:
                 self.end()
-            s.write(CLEAR + text)
-            self._open = s
-        else:
-            self.end()
-            s.write(text + "\n")
-        s.flush()
+                s.write(text + "\n")
+            s.flush()
 
     def end(self) -> None:
         """End an unfinished progress line (nothing when there is none)."""
-        if self._open is not None:
-            s, self._open = self._open, None
-            s.write("\n")
-            s.flush()
+        with self._lock:
+            if self._open is not None:
+                s, self._open = self._open, None
+                s.write("\n")
+                s.flush()
 
 
 def _isatty(stream) -> bool:
@@ -65,17 +71,27 @@ def _isatty(stream) -> bool:
 class Job:
     """Samples planned and done over a whole job, for its ETA: the time left is the samples
     left at the rate of training so far (``ran``: chunk seconds after compilation), so
-    compilation and reused or resumed samples do not skew it."""
+    compilation and reused or resumed samples do not skew it. ``cancelled``: set when the
+    job stops (an error or an interrupt in one of its concurrent groups); the others stop at
+    their next checkpoint (``Cancelled``)."""
 
     def __init__(self, total_samples: int = 0):
         self.total, self.done = total_samples, 0
         self.trained, self.run_s = 0, 0.0
+        self.cancelled = threading.Event()
+        self._lock = threading.Lock()
+
+    def add(self, samples: int) -> None:
+        """Count ``samples`` done without training them (reused or resumed)."""
+        with self._lock:
+            self.done += samples
 
     def ran(self, samples: int, seconds: float) -> None:
         """Count ``samples`` trained in ``seconds`` (done, and in the rate)."""
-        self.done += samples
-        self.trained += samples
-        self.run_s += seconds
+        with self._lock:
+            self.done += samples
+            self.trained += samples
+            self.run_s += seconds
 
     def eta(self) -> float:
         """Seconds left for the job (nan before any sample was trained)."""
@@ -84,4 +100,8 @@ class Job:
         return self.run_s / self.trained * max(self.total - self.done, 0)
 
 
-__all__ = ["Log", "Job", "CLEAR"]
+class Cancelled(Exception):
+    """A concurrent group stopped at a checkpoint because its job was cancelled."""
+
+
+__all__ = ["Log", "Job", "Cancelled", "CLEAR"]

@@ -14,7 +14,7 @@ import numpy as np
 from scbjax.engine.checkpoint import to_host
 from scbjax.engine.spec import RunSpec
 from scbjax.engine.store import (ARRAYS, CHECKPOINT, META, SIDECAR, Runs, checkpoint_hash,
-                                 identify, read_results)
+                                 identify, kept, read_results)
 from scbjax.sim.train import METRICS, PER_RUN, log_schedule
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import atomic_write, load_json
@@ -60,6 +60,10 @@ def reuse(name: str, spec: RunSpec, sdir: Path, key: str,
         if not same:
             raise ConfigError(str(sdir / ARRAYS), "its seeds or settings are not those its "
                               "hash stands for")
+        lacks = [k for k in spec.kept if k not in kept(meta)]
+        if lacks:
+            raise ConfigError(str(sdir / ARRAYS), f"was written without {', '.join(lacks)} "
+                              "(another keep), which this spec keeps")
     except ConfigError as e:  # a damaged, inconsistent or missing file
         say(f"{e}: recomputing")
         return None
@@ -111,7 +115,8 @@ def result_bytes(spec: RunSpec) -> int:
     R, L, P = len(spec.runs), len(log_schedule(cfg)[0]), len(cfg.phases)
     N, T = cfg.task.N, cfg.task.T
     n = 8 * (R + L + R * L)  # seeds, steps, samples (int64)
-    n += 4 * R * (1 + N * N + T * N + N * N + N + T * N)  # diverged_step, params, task
+    size = {"params/V": N * N, "params/A": T * N, "task/P": N * N, "task/mu": N, "task/q": T * N}
+    n += 4 * R * (1 + sum(size[k] for k in spec.kept))  # diverged_step, params, task
     n += 4 * R * (len(PER_RUN) * P + 1)  # settings (per phase), dataset
     n += 4 * R * L * len(METRICS)
     return n + sum(_label_array([r.label_dict[k] for r in spec.runs]).nbytes
@@ -127,10 +132,10 @@ def result_arrays(spec: RunSpec, state, metrics: dict, sa: dict, R: int) -> dict
     samples = np.cumsum(per_log[None, :] * sa["batch"][:R][:, ph].astype(np.int64), axis=1)
     arrays = {"seeds": np.asarray([r.seed for r in spec.runs], np.int64), "steps": steps,
               "samples": samples.astype(np.int64),
-              "diverged_step": to_host(state.diverged_step)[:R],
-              "params/V": to_host(state.params.V)[:R], "params/A": to_host(state.params.A)[:R],
-              "task/P": to_host(state.task.P)[:R], "task/mu": to_host(state.task.mu)[:R],
-              "task/q": to_host(state.task.q)[:R]}
+              "diverged_step": to_host(state.diverged_step)[:R]}
+    for k in spec.kept:  # "params/V" -> state.params.V
+        group, leaf = k.split("/")
+        arrays[k] = to_host(getattr(getattr(state, group), leaf))[:R]
     for k, v in sa.items():
         arrays[f"settings/{k}"] = v[:R]
     for k in METRICS:

@@ -35,6 +35,9 @@ from scbjax.util import fields
 FORMAT = 3  # bump when the meaning of a spec's hash or its saved arrays changes
 LabelValue = str | int | float | bool
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+# The final arrays a results file may hold (``RunSpec.keep`` chooses; metrics are always kept).
+FINAL = ("params/V", "params/A", "task/P", "task/mu", "task/q")
+FINAL_SMALL = ("params/V", "task/P", "task/mu")  # those that do not grow with T
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,13 +88,21 @@ class RunSpec:
     draws its task / starts from ``config.init``), stacked per-run arrays (a ``Task`` /
     ``Params`` with a leading run axis), or a function of the ``RunSet`` of the specs run
     before this one that returns them. ``chunk_steps``: steps between checkpoints and
-    progress lines (whole log intervals; does not change results)."""
+    progress lines (whole log intervals; does not change results). ``keep``: the final arrays
+    of ``FINAL`` its results file stores (None: all; the T-sized ``params/A`` and ``task/q``
+    are most of a large spec's bytes); not part of the hash."""
 
     config: TrainConfig
     runs: tuple[Run, ...]
     tasks: Any = None
     params0: Any = None
     chunk_steps: int | None = None
+    keep: tuple[str, ...] | None = None
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The final arrays its results file stores (``keep``, in ``FINAL``'s order)."""
+        return FINAL if self.keep is None else tuple(k for k in FINAL if k in self.keep)
 
     def __post_init__(self):
         if isinstance(self.runs, list):  # a list of runs is taken as the tuple it stands for
@@ -148,6 +159,9 @@ class RunSpec:
                 "separate specs")
         require(self.chunk_steps is None or (is_int(self.chunk_steps) and self.chunk_steps >= 1),
                 w + "chunk_steps", f"must be an integer >= 1, got {self.chunk_steps!r}")
+        require(self.keep is None or (isinstance(self.keep, tuple) and all(
+            k in FINAL for k in self.keep)), w + "keep", f"want None (all) or a tuple of "
+            f"{', '.join(FINAL)}, got {self.keep!r}")
         return self
 
     def _setting(self, r: Run, name: str) -> tuple:
@@ -274,5 +288,5 @@ def grid(seeds: Sequence[int], labels: Mapping[str, LabelValue] | None = None,
 Specs = Mapping[str, RunSpec]
 Builder = Callable[..., Any]
 
-__all__ = ["Run", "RunSpec", "run", "grid", "check_name", "check_input", "digest_arrays",
-           "digest_json", "FORMAT", "ConfigError"]
+__all__ = ["Run", "RunSpec", "run", "grid", "FINAL", "FINAL_SMALL", "check_name", "check_input",
+           "digest_arrays", "digest_json", "FORMAT", "ConfigError"]

@@ -7,7 +7,8 @@ results file is the authority: ``load_runs`` checks its ``meta`` (hash, format),
 its arrays against that configuration, and that ``run.json`` says the same. ``scbjax train`` writes one such directory; a sweep ``OUT/groups/<name>/``; a study
 ``OUT/<study>/<name>/``. Arrays: ``seeds`` [R]; ``steps`` [L]; ``samples`` [R, L];
 ``metrics/<name>`` [R, L]; ``params/V`` [R, N, N], ``params/A`` [R, T, N]; ``task/P``,
-``task/mu``, ``task/q``; ``settings/<name>`` [R, phases] (``dataset`` [R]); ``labels/<name>`` [R];
+``task/mu``, ``task/q`` (those the spec's ``keep`` names, listed in ``meta["keep"]``);
+``settings/<name>`` [R, phases] (``dataset`` [R]); ``labels/<name>`` [R];
 ``diverged_step`` [R] (-1: never).
 
 ``Runs`` is one spec's results (or a selection of its runs) addressed by label:
@@ -23,7 +24,7 @@ import numpy as np
 
 from scbjax.engine import tables
 from scbjax.engine.meta import config_from_dict
-from scbjax.engine.spec import FORMAT
+from scbjax.engine.spec import FINAL, FORMAT
 from scbjax.sim.train import METRICS, log_schedule
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import load_json, load_npz
@@ -54,7 +55,9 @@ class Runs:
 
     def __getitem__(self, key: str) -> np.ndarray:
         if key not in self.arrays:
-            raise KeyError(f"{self.name}: no array {key!r}")
+            why = (" (its spec's keep left it out of the results file)"
+                   if key in FINAL and key not in kept(self.meta) else "")
+            raise KeyError(f"{self.name}: no array {key!r}{why}")
         return self.arrays[key]
 
     def __contains__(self, key: str) -> bool:
@@ -177,6 +180,9 @@ def _check_meta(meta, where: str) -> dict:
     if not (isinstance(meta["label_names"], list)
             and all(isinstance(k, str) for k in meta["label_names"])):
         raise ConfigError(where, "'label_names' must be a list of names")
+    if "keep" in meta and not (isinstance(meta["keep"], list)
+                               and all(k in FINAL for k in meta["keep"])):
+        raise ConfigError(where, f"'keep' must be a list of {', '.join(FINAL)}")
     return meta
 
 
@@ -192,12 +198,19 @@ def embedded_meta(arrays: dict, path) -> dict:
     return _check_meta(meta, str(path))
 
 
+def kept(meta: dict) -> tuple[str, ...]:
+    """The final arrays (``spec.FINAL``) a result's ``meta`` says its file holds (all when it
+    does not say: results written before ``RunSpec.keep``)."""
+    return tuple(meta.get("keep", FINAL))
+
+
 def expected_shapes(meta: dict, cfg) -> dict[str, tuple]:
     """The shape each array of a results file must have under its ``meta`` and config."""
     R, N, T, L = meta["runs"], cfg.task.N, cfg.task.T, len(log_schedule(cfg)[0])
+    final = {"params/V": (R, N, N), "params/A": (R, T, N), "task/P": (R, N, N),
+             "task/mu": (R, N), "task/q": (R, T, N)}
     shapes = {"seeds": (R,), "steps": (L,), "samples": (R, L), "diverged_step": (R,),
-              "params/V": (R, N, N), "params/A": (R, T, N), "task/P": (R, N, N),
-              "task/mu": (R, N), "task/q": (R, T, N)}
+              **{k: final[k] for k in kept(meta)}}
     shapes.update({f"metrics/{k}": (R, L) for k in METRICS})
     shapes.update({f"labels/{k}": (R,) for k in meta["label_names"]})
     return shapes

@@ -82,7 +82,7 @@ from scbjax.core import keys
 from scbjax.core.model import Params, uniform_params
 from scbjax.core.task import TaskConfig, make_task
 from scbjax.core.transfer import correlated_P, finetune_params
-from scbjax.engine.spec import RunSpec, run
+from scbjax.engine.spec import FINAL_SMALL, RunSpec, run
 from scbjax.optim import l1
 from scbjax.sim.train import Phase, TrainConfig
 from scbjax.studies import _scaling_figures as figs
@@ -178,21 +178,22 @@ def spec_name(sweep: str, x: int) -> str:
 
 
 def runs(su: Setup) -> dict[str, RunSpec]:
-    """``T<T>`` (scratch + finetuned), ``N<N>`` and ``Q<Q>`` (scratch) specs."""
+    """``T<T>`` (scratch + finetuned), ``N<N>`` and ``Q<Q>`` (scratch) specs; the analysis
+    reads metrics only, so the T-sized final A and q are not stored (``FINAL_SMALL``)."""
     specs = {}
     for T in su.Ts:
         cfg = _config(su, su.N, T, su.Q)
         rr = _runs(su, True, cfg.task)
-        specs[spec_name("T", T)] = RunSpec(cfg, rr,
+        specs[spec_name("T", T)] = RunSpec(cfg, rr, keep=FINAL_SMALL,
                                            params0=functools.partial(_starts, su.N, T, su.Q, rr))
     for N in su.Ns:
         if N != su.N:
             cfg = _config(su, N, su.T_fix, su.Q)
-            specs[spec_name("N", N)] = RunSpec(cfg, _runs(su, False, cfg.task))
+            specs[spec_name("N", N)] = RunSpec(cfg, _runs(su, False, cfg.task), keep=FINAL_SMALL)
     for Q in su.Qs:
         if Q != su.Q:
             cfg = _config(su, su.N, su.T_fix, Q)
-            specs[spec_name("Q", Q)] = RunSpec(cfg, _runs(su, False, cfg.task))
+            specs[spec_name("Q", Q)] = RunSpec(cfg, _runs(su, False, cfg.task), keep=FINAL_SMALL)
     return specs
 
 

@@ -48,7 +48,7 @@ import numpy as np
 from scbjax.core.task import TaskConfig
 from scbjax.engine.executor import Log, execute, load
 from scbjax.engine.outdir import stored_mode
-from scbjax.engine.spec import RunSpec, grid
+from scbjax.engine.spec import FINAL_SMALL, RunSpec, grid
 from scbjax.optim import l1
 from scbjax.sim.train import Phase, TrainConfig
 from scbjax.studies import _variance_figures as figs
@@ -179,15 +179,18 @@ def budgets(su: Setup, B: int) -> tuple[int, ...]:
 
 
 def runs(su: Setup) -> dict[str, RunSpec]:
+    """One spec per arm, setting and budget; the analysis reads metrics only, so the T-sized
+    final A and q are not stored (``FINAL_SMALL``)."""
     specs = {}
     for N, Q, T, B in settings(su):
         for n in budgets(su, B):
             cfg = config(su, N, Q, T, B, n, "ppd")
             control = (N, Q, B) != (su.N, su.Q, su.batch)
-            specs[name("ppd", N, Q, T, B, n)] = RunSpec(cfg, _ppd_runs(su, cfg, control))
+            specs[name("ppd", N, Q, T, B, n)] = RunSpec(cfg, _ppd_runs(su, cfg, control),
+                                                        keep=FINAL_SMALL)
             if _has_sgd(su, N, Q, T, B, n):
                 specs[name("sgd", N, Q, T, B, n)] = RunSpec(
-                    config(su, N, Q, T, B, n, "sgd"), _sgd_runs(su))
+                    config(su, N, Q, T, B, n, "sgd"), _sgd_runs(su), keep=FINAL_SMALL)
     return specs
 
 

@@ -150,3 +150,11 @@ def test_train_config_accepts_a_saved_run_json(tmp_path, capsys):
     bad.write_text(json.dumps({**ra, "config": {**ra["config"], "log_every": "x"}}))
     assert main(["train", "--config", str(bad), "--out", str(tmp_path / "D")]) == 2
     assert "config.log_every" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", [["reproduce", "--tiny"], ["sweep", "spec.toml"]])
+@pytest.mark.parametrize("bad", ["0", "-1", "two", "1.5", ""])
+def test_workers_must_be_a_positive_integer(cmd, bad, capsys):
+    assert main([*cmd, "--workers", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scbjax: error: ") and "--workers" in err and err.count("\n") == 1

@@ -176,3 +176,31 @@ def test_spec_names_cannot_leave_the_output_folder_and_seeds_are_checked(tmp_pat
     for bad in ([-1], [2**32], [0.5]):
         with pytest.raises(ConfigError, match="seeds"):
             seed_keys(bad)
+
+
+def test_keep_stores_only_the_final_arrays_it_names_and_reuse_needs_them(tmp_path, capsys):
+    from scbjax.engine.results import result_bytes
+    from scbjax.engine.spec import FINAL, FINAL_SMALL
+    full = RunSpec(CFG, grid(range(2)))
+    small = dataclasses.replace(full, keep=FINAL_SMALL)
+    assert small.key() == full.key()  # what is stored is not what is computed
+    r = run_spec("x", small, tmp_path / "x", log=QUIET)
+    z = np.load(tmp_path / "x" / "results.npz")
+    assert [k for k in FINAL if k in z.files] == list(FINAL_SMALL)
+    assert result_bytes(small) == sum(z[k].nbytes for k in z.files if k != "meta")
+    assert result_bytes(small) < result_bytes(full)
+    assert load_runs(tmp_path / "x").meta["keep"] == list(FINAL_SMALL)
+    with pytest.raises(KeyError, match="keep left it out"):
+        r["params/A"]
+    ref = run_spec("ref", full, tmp_path / "ref", log=QUIET)  # the same numbers
+    for k in ("metrics/corr_V", "params/V", "task/P"):
+        np.testing.assert_array_equal(r[k], ref[k])
+    capsys.readouterr()
+    again = run_spec("x", full, tmp_path / "x", log=Log())  # wants A and q: recomputed
+    assert "was written without params/A, task/q" in capsys.readouterr().err
+    np.testing.assert_array_equal(again["params/A"], ref["params/A"])
+    run_spec("x", small, tmp_path / "x", log=Log())  # all stored: a subset is reused
+    assert "finished earlier, reused" in capsys.readouterr().err
+    for bad in (("params/X",), ["params/V"], "params/V"):
+        with pytest.raises(ConfigError, match="keep"):
+            dataclasses.replace(full, keep=bad).validate()

@@ -121,3 +121,31 @@ def test_a_signal_during_a_checkpoint_takes_effect_after_it():
             done.append("step")
     assert done == ["checkpoint", "step"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_concurrent_groups_are_the_bits_of_one_at_a_time(separate, tmp_path, monkeypatch):
+    """Groups on threads (``workers``): every array of every spec as run one group at a time;
+    a spec with an input function waits for the groups before it (its RunSet); an interrupt
+    in one group stops the others at their next checkpoint, and the rerun resumes."""
+    from scbjax.engine.executor import concurrent_groups
+    specs = {**SPECS, "d": OTHER,
+             "e": RunSpec(CFG, grid(range(2)), tasks=lambda rs: _task(int(rs["d"]["seeds"][1])))}
+    execute(specs, tmp_path / "one", log=QUIET, merge=False, workers=1)
+    ref = {n: fileio.load_npz(tmp_path / "one" / n / "results.npz") for n in specs}
+    rs = execute(specs, tmp_path / "many", log=QUIET, merge=False, workers=3)
+    assert list(rs) == list(specs)
+    for n in specs:
+        got = fileio.load_npz(tmp_path / "many" / n / "results.npz")
+        for k in ref[n]:
+            if k != META:
+                np.testing.assert_array_equal(got[k], ref[n][k], err_msg=f"{n}: {k}")
+    _equal(_arrays(tmp_path / "many"), separate)
+    assert concurrent_groups(8, 3) == 3 and concurrent_groups(None, 5) == 1  # a CPU: one
+    interrupt_after_saves(monkeypatch, lambda: execute(
+        specs, tmp_path / "cut", log=QUIET, merge=False, workers=3), 2)
+    monkeypatch.undo()
+    assert not (tmp_path / "cut" / "e" / "results.npz").exists()  # it waits for the others
+    execute(specs, tmp_path / "cut", log=QUIET, merge=False, workers=3)
+    for n in specs:
+        got = fileio.load_npz(tmp_path / "cut" / n / "results.npz")
+        np.testing.assert_array_equal(got["params/V"], ref[n]["params/V"], err_msg=n)
