@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 CLEAR = "\r\x1b[K"
 
@@ -80,18 +81,23 @@ class Job:
         self.trained, self.run_s = 0, 0.0
         self.cancelled = threading.Event()
         self._lock = threading.Lock()
+        self._last_end = float("-inf")
 
     def add(self, samples: int) -> None:
         """Count ``samples`` done without training them (reused or resumed)."""
         with self._lock:
             self.done += samples
 
-    def ran(self, samples: int, seconds: float) -> None:
-        """Count ``samples`` trained in ``seconds`` (done, and in the rate)."""
+    def ran(self, samples: int, seconds: float, end: float | None = None) -> None:
+        """Count ``samples`` trained in the ``seconds`` that ended at ``end`` (default: now;
+        ``time.perf_counter``) (done, and in the rate); chunks of concurrent groups that
+        overlap in time count their union."""
+        end = time.perf_counter() if end is None else end
         with self._lock:
             self.done += samples
             self.trained += samples
-            self.run_s += seconds
+            self.run_s += max(0.0, end - max(end - seconds, self._last_end))
+            self._last_end = max(self._last_end, end)
 
     def eta(self) -> float:
         """Seconds left for the job (nan before any sample was trained)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +77,7 @@ def resolve_fused(config: TrainConfig, max_dataset: int = 0, grad: str = "closed
 
 
 _CHECKED: dict[tuple[str, str], str | None] = {}
+_CHECK_LOCK = threading.RLock()
 
 
 def device_check(config: TrainConfig, build) -> str | None:
@@ -88,12 +90,13 @@ def device_check(config: TrainConfig, build) -> str | None:
     key = (repr((c.task.N, c.task.T, max(p.batch for p in c.phases), len(c.phases),
                  c.optimizer, c.mu, c.prox, c.projection_V, c.projection_A, c.order)),
            jax.default_backend())  # what selects the kernel's code and shapes, not the values
-    if key not in _CHECKED:
-        _CHECKED[key] = _check(config, build)
-        if _CHECKED[key] is not None:
-            print(f"scbjax: the fused step failed its check on this device "
-                  f"({_CHECKED[key]}); using the XLA step", file=sys.stderr)
-    return _CHECKED[key]
+    with _CHECK_LOCK:  # concurrent groups (executor workers): one check, one line
+        if key not in _CHECKED:
+            _CHECKED[key] = _check(config, build)
+            if _CHECKED[key] is not None:
+                print(f"scbjax: the fused step failed its check on this device "
+                      f"({_CHECKED[key]}); using the XLA step", file=sys.stderr)
+        return _CHECKED[key]
 
 
 def _check(config: TrainConfig, build) -> str | None:

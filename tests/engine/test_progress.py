@@ -56,12 +56,14 @@ def test_job_eta_counts_training_time_only():
     assert math.isnan(job.eta())
     job.done += 500  # reused: done, in no training time
     assert math.isnan(job.eta())
-    job.ran(100, 2.0)  # 50 samples/s over 400 left
+    job.ran(100, 2.0, end=2.0)  # 50 samples/s over 400 left
     assert job.done == 600 and job.trained == 100
     assert math.isclose(job.eta(), 8.0)
-    job.ran(300, 2.0)  # 100 samples/s now, 100 left
-    assert math.isclose(job.eta(), 1.0)
-    job.ran(200, 1.0)  # past the plan: nothing left
+    job.ran(150, 2.0, end=4.0)  # two concurrent groups' chunks: 300 samples in 2 s of time
+    job.ran(150, 2.0, end=4.0)
+    assert math.isclose(job.run_s, 4.0)
+    assert math.isclose(job.eta(), 1.0)  # 100 samples/s now, 100 left
+    job.ran(200, 1.0, end=5.0)  # past the plan: nothing left
     assert job.eta() == 0.0
 
 
