@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from scbjax.core.task import Task
+from scbjax.core.threefry import fused_ok as _fused_ok
+from scbjax.core.threefry import threefry2x32 as _threefry2x32
 
 Array = jax.Array
 
@@ -24,33 +26,8 @@ class Batch:
     target: Array
 
 
-# --- Threefry-2x32 as one fused computation, bit for bit jax.random's ----------------------
-# On a CPU, jax lowers threefry as a rolled loop of 5 passes over the counters; written out as
-# plain integer arithmetic XLA fuses it into the consumers (docs/findings.md 3.1). Used only
-# where it is exactly jax's: a raw uint32[2] key, the default threefry2x32 implementation, and
-# jax_threefry_partitionable (the default since jax 0.5); otherwise jax.random is called.
-
+# --- Threefry-2x32 as one fused computation (scbjax.core.threefry), bit for bit jax.random's --
 _U32 = jnp.uint32
-_ROT = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def _threefry2x32(k1: Array, k2: Array, x1: Array, x2: Array) -> tuple[Array, Array]:
-    """The Threefry-2x32 block function (20 rounds), as in ``jax._src.prng``."""
-    ks = (k1, k2, k1 ^ k2 ^ _U32(0x1BD11BDA))
-    x1, x2 = x1 + ks[0], x2 + ks[1]
-    for i in range(5):
-        for r in _ROT[i % 2]:
-            x1 = x1 + x2
-            x2 = ((x2 << _U32(r)) | (x2 >> _U32(32 - r))) ^ x1
-        x1, x2 = x1 + ks[(i + 1) % 3], x2 + ks[(i + 2) % 3] + _U32(i + 1)
-    return x1, x2
-
-
-def _fused_ok(key: Array) -> bool:
-    return (isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32
-            and key.shape == (2,) and jax.config.jax_default_prng_impl == "threefry2x32"
-            and jax.config.jax_threefry_partitionable)
-
 
 def fold_in(key: Array, t: Array) -> Array:
     """``jax.random.fold_in(key, t)`` (t a uint32-convertible scalar)."""

@@ -3,7 +3,7 @@
 ``make_fused_interval(config, max_batch, masked)`` returns ``run(state, cdfs, start, length)
 -> (state, loss_sum)``, the ``fori_loop`` of ``make_stepper``'s ``advance`` over steps
 ``start .. start + length - 1`` as one kernel: per step it draws the batch from the run's own
-threefry bits (the integer arithmetic of ``sampler._threefry2x32``, so the uniforms are bit for
+threefry bits (the integer arithmetic of ``threefry.threefry2x32``, so the uniforms are bit for
 bit those of ``sampler.sample``), takes the closed-form gradient of the MSE loss of the linear
 model as one-hot contractions (no gathers), and applies SGD or ppd (true or estimated mu,
 preconditioner, soft-threshold prox or its preconditioned form or none, affine projection or
@@ -30,8 +30,9 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pltriton
 
-from scbjax.core.sampler import Batch, _fused_ok
-from scbjax.core.sampler import _threefry2x32 as _threefry  # traces inside a kernel too
+from scbjax.core.sampler import Batch
+from scbjax.core.threefry import fused_ok as _fused_ok
+from scbjax.core.threefry import threefry2x32 as _threefry  # traces inside a kernel too
 from scbjax.sim.config import TrainConfig
 from scbjax.util.errors import require
 

@@ -179,3 +179,27 @@ def test_inverse_cdf_uses_one_uniform_per_token(monkeypatch):
     task = skewed_task(5, 7, 2, seed=0)
     s.sample(jax.random.PRNGKey(1), task, 13)
     assert calls == [(13, 10)]
+
+
+def test_threefry_split_and_permutation_are_jax_randoms_bit_for_bit():
+    """``make_task``'s key splits and supports: jax.random's bits (one and two sort rounds),
+    jitted and vmapped as make_task uses them; a typed key falls back to jax.random."""
+    from scbjax.core import threefry
+    for seed in (0, 7, 2**31 + 5):
+        key = jax.random.PRNGKey(seed)
+        for n in (1, 2, 3, 16):
+            np.testing.assert_array_equal(jax.jit(threefry.split, static_argnums=1)(key, n),
+                                          jax.random.split(key, n))
+        for n in (1, 2, 6, 64, 1000, 2000, 4096):  # 2000 and 4096: two rounds of jax's sort
+            np.testing.assert_array_equal(
+                jax.jit(threefry.permutation, static_argnums=1)(key, n),
+                jax.random.permutation(key, n), err_msg=f"seed {seed}, n {n}")
+        keys = jax.random.split(key, 5)
+        np.testing.assert_array_equal(
+            jax.jit(jax.vmap(lambda k: threefry.permutation(k, 33)))(keys),
+            jax.vmap(lambda k: jax.random.permutation(k, 33))(keys))
+    typed = jax.random.key(3)
+    np.testing.assert_array_equal(jax.random.key_data(threefry.split(typed, 2)),
+                                  jax.random.key_data(jax.random.split(typed, 2)))
+    np.testing.assert_array_equal(threefry.permutation(typed, 9),
+                                  jax.random.permutation(typed, 9))
