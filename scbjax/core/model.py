@@ -15,6 +15,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+from scbjax.core import threefry
 from scbjax.util.errors import ConfigError
 
 Array = jax.Array
@@ -130,7 +131,7 @@ def random_params(key: Array, N: int, T: int, scale: float = 1.0,
                   model: Attention | str = LINEAR) -> Params:
     """Random start: columns of V from Dirichlet(1), mixed with uniform by (1 - scale); A from
     ``model.random``. [recon] ``model``: an ``Attention`` or its name."""
-    kV, kA = jax.random.split(key)
+    kV, kA = threefry.split(key)  # jax.random.split's bits
     V = jax.random.dirichlet(kV, jnp.ones(N), shape=(N,)).T
     A = resolve(model).random(kA, N, T, scale)
     return Params(V=scale * V + (1.0 - scale) / N, A=A)

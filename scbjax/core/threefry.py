@@ -4,8 +4,9 @@ jax_threefry_partitionable (the default since jax 0.5); otherwise jax.random is 
 
 On a CPU, jax lowers threefry as a rolled loop of 5 passes over the counters; written out as
 plain integer arithmetic XLA fuses it into the consumers (docs/findings.md 3.1), and it
-compiles in a fraction of the time: ``split`` and ``permutation`` (``make_task``'s) take a
-third of jax's compile time (tests/core/test_sampler.py checks them bit for bit).
+compiles in a fraction of the time: ``split``, ``bits`` and ``permutation`` (a run's key
+streams, ``make_task``, the fixed dataset's order) take a third of jax's compile time
+(tests/core/test_sampler.py checks them bit for bit).
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def split(key: Array, n: int = 2) -> Array:
     return jnp.stack(blocks(key, n), axis=-1)
 
 
+def bits(key: Array, n: int) -> Array:
+    """``jax.random.bits(key, (n,), jnp.uint32)``, bit for bit."""
+    if not fused_ok(key):
+        return jax.random.bits(key, (n,), jnp.uint32)
+    b1, b2 = blocks(key, n)
+    return b1 ^ b2
+
+
 def permutation(key: Array, n: int) -> Array:
     """``jax.random.permutation(key, n)`` (an int n) bit for bit: jax's rounds of a stable sort
     on fresh 32-bit words (``random._shuffle``), drawn with ``blocks``."""
@@ -59,9 +68,8 @@ def permutation(key: Array, n: int) -> Array:
     x = jnp.arange(n)
     for _ in range(rounds):
         key, sub = split(key)
-        b1, b2 = blocks(sub, n)
-        _, x = jax.lax.sort_key_val(b1 ^ b2, x)
+        _, x = jax.lax.sort_key_val(bits(sub, n), x)
     return x
 
 
-__all__ = ["threefry2x32", "fused_ok", "blocks", "split", "permutation"]
+__all__ = ["threefry2x32", "fused_ok", "blocks", "split", "bits", "permutation"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from scbjax.core import threefry
 from scbjax.core.metrics import center_cols, corr_V
 from scbjax.core.model import LINEAR, Attention, Params, resolve
 from scbjax.core.task import Task, TaskConfig, make_task, stationary
@@ -62,11 +63,11 @@ def _orthogonal_P(key: Array, P1_NxN: Array, rho, cfg: TaskConfig) -> Array:
 
 def _columns_P(key: Array, P1_NxN: Array, rho, cfg: TaskConfig) -> Array:
     N = P1_NxN.shape[-1]
-    kf, ko = jax.random.split(key)
-    Pf_KxNxN = jax.vmap(lambda k: make_task(k, cfg).P)(jax.random.split(kf, K_FRESH))
+    kf, ko = threefry.split(key)  # jax.random's bits (threefry: cheaper to compile)
+    Pf_KxNxN = jax.vmap(lambda k: make_task(k, cfg).P)(threefry.split(kf, K_FRESH))
     c_K = jax.vmap(lambda P: corr_V(P, P1_NxN))(Pf_KxNxN)
     Pf_NxN = Pf_KxNxN[jnp.argmin(c_K)]
-    rank_N = jnp.argsort(jax.random.permutation(ko, N)).astype(P1_NxN.dtype)
+    rank_N = jnp.argsort(threefry.permutation(ko, N)).astype(P1_NxN.dtype)
 
     def P_at(s):
         w_1xN = jnp.clip(s - rank_N, 0.0, 1.0)[None, :]
@@ -100,7 +101,7 @@ def correlated_P(key: Array, P1_NxN: Array, rho, cfg: TaskConfig,
 def correlated_task(key: Array, task1: Task, rho, cfg: TaskConfig, same_q: bool = False,
                     method: str = "columns") -> Task:
     """Downstream task 2: P2 correlated rho with P1 (contextual parts), fresh q2 (or q1)."""
-    kP, kq = jax.random.split(key)
+    kP, kq = threefry.split(key)
     P2 = correlated_P(kP, task1.P, rho, cfg, method)
     q2 = task1.q if same_q else make_task(kq, cfg).q
     return Task(P=P2, mu=stationary(P2), q=q2)

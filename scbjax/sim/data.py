@@ -9,8 +9,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from scbjax.core import threefry
 from scbjax.core.keys import DATASET_FOLD
-from scbjax.core.sampler import Batch
+from scbjax.core.sampler import Batch, fold_in
 
 Array = jax.Array
 
@@ -32,7 +33,7 @@ def permute_index(key: Array, i: Array, n: Array, rounds: int = 4) -> Array:
     bits = jnp.ceil(jnp.log2(jnp.maximum(n, 2).astype(jnp.float32)))
     h = jnp.ceil(bits / 2).astype(jnp.uint32)
     mask = (jnp.uint32(1) << h) - jnp.uint32(1)
-    ks = jax.random.bits(key, (rounds,), jnp.uint32)
+    ks = threefry.bits(key, rounds)  # jax.random.bits' (cheaper to compile)
 
     def feistel(x):
         left, right = x >> h, x & mask
@@ -50,8 +51,8 @@ def permute_index(key: Array, i: Array, n: Array, rounds: int = 4) -> Array:
 def epoch_batch(data: Batch, k_data: Array, step: Array, b: Array, n: Array, B: int) -> Batch:
     """The ``B`` rows that step ``step`` (batch ``b``, dataset size ``n``) reads: positions
     step b .. step b + B - 1 of the concatenated epochs (a batch may straddle two epochs)."""
-    k_perm = jax.random.fold_in(k_data, DATASET_FOLD)
+    k_perm = fold_in(k_data, DATASET_FOLD)  # jax.random.fold_in's bits
     pos_B = step * b + jnp.arange(B, dtype=jnp.int32)  # position in the epoch sequence
-    idx_B = jax.vmap(lambda e, i: permute_index(jax.random.fold_in(k_perm, e), i, n))(
+    idx_B = jax.vmap(lambda e, i: permute_index(fold_in(k_perm, e), i, n))(
         pos_B // n, pos_B % n)
     return Batch(tokens=data.tokens[idx_B], query=data.query[idx_B], target=data.target[idx_B])

@@ -200,7 +200,7 @@ def make_stepper(config: TrainConfig, max_dataset: int = 0,
         params = init_params(config, k_init, model) if params0 is None else params0
         data = None
         if max_dataset > 0:
-            data = sample(jax.random.fold_in(k_data, keys.DATASET_FOLD), task, max_dataset,
+            data = sample(fold_in(k_data, keys.DATASET_FOLD), task, max_dataset,
                           bits=config.bits)
         return TrainState(params=params, opt_state=opt.init(params),
                           diverged_step=jnp.asarray(-1, jnp.int32), task=task, k_data=k_data,

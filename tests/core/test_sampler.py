@@ -182,7 +182,7 @@ def test_inverse_cdf_uses_one_uniform_per_token(monkeypatch):
 
 
 def test_threefry_split_and_permutation_are_jax_randoms_bit_for_bit():
-    """``make_task``'s key splits and supports: jax.random's bits (one and two sort rounds),
+    """A run's key streams, ``make_task``'s supports, the dataset order: jax.random's bits (one and two sort rounds),
     jitted and vmapped as make_task uses them; a typed key falls back to jax.random."""
     from scbjax.core import threefry
     for seed in (0, 7, 2**31 + 5):
@@ -190,6 +190,8 @@ def test_threefry_split_and_permutation_are_jax_randoms_bit_for_bit():
         for n in (1, 2, 3, 16):
             np.testing.assert_array_equal(jax.jit(threefry.split, static_argnums=1)(key, n),
                                           jax.random.split(key, n))
+            np.testing.assert_array_equal(jax.jit(threefry.bits, static_argnums=1)(key, n),
+                                          jax.random.bits(key, (n,), jnp.uint32))
         for n in (1, 2, 6, 64, 1000, 2000, 4096):  # 2000 and 4096: two rounds of jax's sort
             np.testing.assert_array_equal(
                 jax.jit(threefry.permutation, static_argnums=1)(key, n),
