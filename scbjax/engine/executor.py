@@ -233,9 +233,9 @@ def _execute(specs, out: Path, log: Log, job: Job | None, tag: str, on_start, ov
 
 
 def concurrent_groups(workers: int | None, n_groups: int) -> int:
-    """How many groups run at once: ``workers`` (None: one per accelerator's worth of host
-    threads, ``AUTO_WORKERS`` on a GPU or TPU, 1 on a CPU), never more than the groups, and 1
-    under ``jax.distributed`` (every process must launch the same programs in one order)."""
+    """How many groups run at once: ``workers`` (None: ``AUTO_WORKERS`` on a GPU or TPU, 1 on
+    a CPU), never more than the groups, and 1 under ``jax.distributed`` (every process must
+    launch the same programs in one order)."""
     if workers is None:
         workers = 1 if jax.devices()[0].platform == "cpu" else AUTO_WORKERS
     if jax.process_count() > 1:
