@@ -3,7 +3,8 @@
 The specs of a job run in merged groups (``scbjax.engine.merge``: specs that compile to the
 same program share one vmapped call; ``merge=False``: one group per spec), each group trained
 by ``scbjax.engine.group`` (sharded over all devices, advanced a chunk of log intervals at a
-time with each spec's atomic checkpoint between chunks). Every spec keeps its own folder: one
+time with each spec's atomic checkpoint between chunks), one group at a time or ``workers``
+at once on threads (``concurrent_groups``, ``_concurrently``). Every spec keeps its own folder: one
 process at a time writes it (``outdir.hold``); a spec whose results carry its hash and load is
 reused (and not merged in); a checkpoint with its hash resumes; results or a checkpoint of
 another configuration are refused unless ``overwrite`` (``results.check_other``); a damaged
