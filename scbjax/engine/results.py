@@ -5,6 +5,7 @@ against the spec, ``run.json`` repaired from the results file), and the final wr
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +15,7 @@ import numpy as np
 from scbjax.engine.checkpoint import to_host
 from scbjax.engine.spec import RunSpec
 from scbjax.engine.store import (ARRAYS, CHECKPOINT, META, SIDECAR, Runs, checkpoint_hash,
-                                 identify, kept, read_results)
+                                 final_shapes, identify, kept, read_results)
 from scbjax.sim.train import METRICS, PER_RUN, log_schedule
 from scbjax.util.errors import ConfigError
 from scbjax.util.fileio import atomic_write, load_json
@@ -115,8 +116,8 @@ def result_bytes(spec: RunSpec) -> int:
     R, L, P = len(spec.runs), len(log_schedule(cfg)[0]), len(cfg.phases)
     N, T = cfg.task.N, cfg.task.T
     n = 8 * (R + L + R * L)  # seeds, steps, samples (int64)
-    size = {"params/V": N * N, "params/A": T * N, "task/P": N * N, "task/mu": N, "task/q": T * N}
-    n += 4 * R * (1 + sum(size[k] for k in spec.kept))  # diverged_step, params, task
+    final = final_shapes(N, T)
+    n += 4 * R * (1 + sum(math.prod(final[k]) for k in spec.kept))  # diverged_step, final
     n += 4 * R * (len(PER_RUN) * P + 1)  # settings (per phase), dataset
     n += 4 * R * L * len(METRICS)
     return n + sum(_label_array([r.label_dict[k] for r in spec.runs]).nbytes

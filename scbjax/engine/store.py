@@ -198,6 +198,12 @@ def embedded_meta(arrays: dict, path) -> dict:
     return _check_meta(meta, str(path))
 
 
+def final_shapes(N: int, T: int) -> dict[str, tuple[int, ...]]:
+    """The shape of one run's entry of each final array (``spec.FINAL``)."""
+    return {"params/V": (N, N), "params/A": (T, N), "task/P": (N, N), "task/mu": (N,),
+            "task/q": (T, N)}
+
+
 def kept(meta: dict) -> tuple[str, ...]:
     """The final arrays (``spec.FINAL``) a result's ``meta`` says its file holds (all when it
     does not say: results written before ``RunSpec.keep``)."""
@@ -207,10 +213,9 @@ def kept(meta: dict) -> tuple[str, ...]:
 def expected_shapes(meta: dict, cfg) -> dict[str, tuple]:
     """The shape each array of a results file must have under its ``meta`` and config."""
     R, N, T, L = meta["runs"], cfg.task.N, cfg.task.T, len(log_schedule(cfg)[0])
-    final = {"params/V": (R, N, N), "params/A": (R, T, N), "task/P": (R, N, N),
-             "task/mu": (R, N), "task/q": (R, T, N)}
+    final = final_shapes(N, T)
     shapes = {"seeds": (R,), "steps": (L,), "samples": (R, L), "diverged_step": (R,),
-              **{k: final[k] for k in kept(meta)}}
+              **{k: (R, *final[k]) for k in kept(meta)}}
     shapes.update({f"metrics/{k}": (R, L) for k in METRICS})
     shapes.update({f"labels/{k}": (R,) for k in meta["label_names"]})
     return shapes
