@@ -2,11 +2,10 @@
 jax's: a raw uint32[2] key, the default threefry2x32 implementation, and
 jax_threefry_partitionable (the default since jax 0.5); otherwise jax.random is called.
 
-On a CPU, jax lowers threefry as a rolled loop of 5 passes over the counters; written out as
-plain integer arithmetic XLA fuses it into the consumers (docs/findings.md 3.1), and it
-compiles in a fraction of the time: ``split``, ``bits`` and ``permutation`` (a run's key
-streams, ``make_task``, the fixed dataset's order) take a third of jax's compile time
-(tests/core/test_sampler.py checks them bit for bit).
+Written out as plain integer arithmetic, XLA fuses it into its consumers and compiles it
+faster than jax's lowering (docs/findings.md, section 3.1). Used by the sampler's uniforms,
+a run's key streams, ``make_task``, the transfer tasks and the fixed dataset's order;
+tests/core/test_sampler.py and tests/sim/test_speed_step.py check them bit for bit.
 """
 
 from __future__ import annotations
