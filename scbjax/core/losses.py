@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from scbjax.core.model import LINEAR, Attention, Params, forward, resolve
 from scbjax.core.sampler import Batch
+from scbjax.core.sums import gather_add
 from scbjax.core.task import Task
 
 Array = jax.Array
@@ -106,16 +107,18 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
     dt = V.dtype
     pib = "promise_in_bounds"  # sampled tokens lie in [0, N): no bounds checks
     w_B = _weights(mask, B, dt)
-    a_BxT = jnp.take(A, query_B, axis=1, mode="clip").T  # a_b = A[:, k_b]
     if form not in FORMS:
         raise ValueError(f"form: must be one of {FORMS}, got {form!r}")
     if form == "dense":
+        a_BxT = jnp.take(A, query_B, axis=1, mode="clip").T  # a_b = A[:, k_b]
         iN = jnp.arange(N, dtype=tokens_BxT.dtype)
         oh_BxTxN = tokens_BxT[:, :, None] == iN[None, None, :]
         h_BxN = jnp.sum(jnp.where(oh_BxTxN, a_BxT[:, :, None], 0.0), axis=1)
-    else:
-        h_BxN = jax.vmap(lambda x_T, a_T: jnp.zeros(N, dt).at[x_T].add(a_T, mode=pib))(
-            tokens_BxT, a_BxT)
+    else:  # flat indices: tk into A (entry t, k_b), bx into B x N (entry b, x_bt)
+        tk_BxT = jnp.arange(T, dtype=jnp.int32)[None, :] * N + query_B[:, None]
+        bx_BxT = jnp.arange(B, dtype=jnp.int32)[:, None] * N + tokens_BxT
+        h_BxN = gather_add(A.reshape(-1), tk_BxT.reshape(-1), bx_BxT.reshape(-1),
+                           B * N).reshape(B, N)
     f_BxN = h_BxN @ V.T
     y_BxN = jax.nn.one_hot(target_B, N, dtype=dt)
     if loss == "mse":

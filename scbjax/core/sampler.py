@@ -115,6 +115,26 @@ def _draw(cdf_K: Array, u: Array) -> Array:
     return i
 
 
+def _draw_row(cdf_RxK: Array, r_B: Array, u_B: Array, search: bool | None = None) -> Array:
+    """``_draw(cdf_RxK[r_b], u_b)`` for each b. ``search`` (default: on a CPU): by a binary
+    search in row r_b, ceil(log2 K) steps of one load each (a loop, so that XLA computes u
+    once, before it, not in each step), instead of gathering whole rows (K loads per draw);
+    the same index, the rows being non-decreasing (the search counts the entries <= u)."""
+    if search is None:
+        search = jax.default_backend() == "cpu"
+    if not search:
+        return jax.vmap(_draw)(cdf_RxK[r_B], u_B)
+    K = cdf_RxK.shape[-1]
+    n = (K - 1).bit_length()  # steps 2^(n-1) .. 1: up to 2^n - 1 >= K - 1 entries
+
+    def body(m, i):  # take c[j - 1] if j <= K - 1 and c[j - 1] <= u, over c = row[:K - 1]
+        j = i + (jnp.int32(1) << (n - 1 - m))
+        c = cdf_RxK[r_B, jnp.minimum(j, K - 1) - 1]
+        return jnp.where((j <= K - 1) & (c <= u_B), j, i)
+
+    return jax.lax.fori_loop(0, n, body, jnp.zeros(jnp.shape(u_B), jnp.int32))
+
+
 _PACK_MAX = min(2**15, COMPARE_ALL_MAX)  # two draws share one int32 (``sample``)
 
 
@@ -159,9 +179,9 @@ def sample(key: Array, task: Task, B: int, cdfs: tuple | None = None,
         u = paired(key, B, T)
         x_BxT1, u_s, u_o = _draw(cmu_N, u[:, : T + 1]), u[:, T + 1], u[:, T + 2]
     tokens_BxT, query_B = x_BxT1[:, :T], x_BxT1[:, T]
-    s_B = jax.vmap(_draw)(cq_NxT[query_B], u_s)
+    s_B = _draw_row(cq_NxT, query_B, u_s)
     xs_B = jnp.take_along_axis(tokens_BxT, s_B[:, None], axis=1)[:, 0]
-    target_B = jax.vmap(_draw)(cP_NxN[xs_B], u_o)
+    target_B = _draw_row(cP_NxN, xs_B, u_o)
     return Batch(tokens=tokens_BxT, query=query_B, target=target_B)
 
 

@@ -148,6 +148,25 @@ def test_counting_draw_equals_searchsorted(K):
     assert len(np.unique(np.asarray(got))) > 1
 
 
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 16, 33, 64, 65, 129])
+@pytest.mark.parametrize("search", [True, False])
+def test_row_draw_equals_searchsorted_in_the_row(K, search):
+    """``_draw_row`` (binary search or gathered rows) against searchsorted on each row: rows
+    with exact zeros (ties in the cdf), u at random, at 0, at cdf values and just below."""
+    key = jax.random.PRNGKey(K)
+    p_RxK = jax.random.dirichlet(key, jnp.full((K,), 0.3), (6,)).at[:, K // 2].set(0.0)
+    p_RxK = p_RxK.at[0].set(jnp.zeros(K).at[K - 1].set(1.0))
+    cdf_RxK = sampler._cdf(p_RxK)
+    r = jax.random.randint(jax.random.fold_in(key, 1), (3000,), 0, 6)
+    edge = jnp.concatenate([jnp.zeros(1), cdf_RxK[2], jnp.nextafter(cdf_RxK[2], 0.0)])
+    u = jnp.concatenate([jax.random.uniform(jax.random.fold_in(key, 2), (3000,)), edge])
+    r = jnp.concatenate([r, jnp.full(edge.shape, 2)])
+    got = jax.jit(lambda c, r, u: sampler._draw_row(c, r, u, search))(cdf_RxK, r, u)
+    ref = jax.vmap(searchsorted_draw)(cdf_RxK[r], u)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
+    assert K == 1 or len(np.unique(np.asarray(got))) > 1
+
+
 def old_sample(key, task, B):
     """The sampler before the speed work (jax.random.uniform + searchsorted)."""
     T = task.T
