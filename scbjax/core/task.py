@@ -78,6 +78,7 @@ class TaskConfig:
         return self
 
 
+@jax.jit  # called eagerly (a tuning task), one compile per N, not one per call of its loop
 def solve(M_NxN: Array, b_N: Array) -> Array:
     """x with M x = b, by Gauss-Jordan elimination with partial pivoting written as elementwise
     steps: the same bits for a task whatever the vmapped batch around it (``jnp.linalg.solve``

@@ -10,6 +10,8 @@ tests/core/test_sampler.py and tests/sim/test_speed_step.py check them bit for b
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,8 +40,11 @@ def fused_ok(key: Array) -> bool:
             and jax.config.jax_threefry_partitionable)
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def blocks(key: Array, n: int) -> tuple[Array, Array]:
-    """The n threefry blocks of ``key`` at counters (0, 0..n-1): jax's partitionable draws."""
+    """The n threefry blocks of ``key`` at counters (0, 0..n-1): jax's partitionable draws.
+    Jitted (per n), as ``permutation``: called eagerly (a tuning task, a transfer task), one
+    compile per shape instead of one per integer op; traced, it is inlined."""
     return threefry2x32(key[0], key[1], jnp.zeros(n, _U32), jax.lax.iota(_U32, n))
 
 
@@ -63,6 +68,11 @@ def permutation(key: Array, n: int) -> Array:
     on fresh 32-bit words (``random._shuffle``), drawn with ``blocks``."""
     if not fused_ok(key):
         return jax.random.permutation(key, n)
+    return _permutation(key, n)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _permutation(key: Array, n: int) -> Array:
     rounds = int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
     x = jnp.arange(n)
     for _ in range(rounds):
