@@ -148,23 +148,26 @@ def test_counting_draw_equals_searchsorted(K):
     assert len(np.unique(np.asarray(got))) > 1
 
 
-@pytest.mark.parametrize("K", [1, 2, 3, 5, 16, 33, 64, 65, 129])
 @pytest.mark.parametrize("search", [True, False])
-def test_row_draw_equals_searchsorted_in_the_row(K, search):
-    """``_draw_row`` (binary search or gathered rows) against searchsorted on each row: rows
-    with exact zeros (ties in the cdf), u at random, at 0, at cdf values and just below."""
-    key = jax.random.PRNGKey(K)
-    p_RxK = jax.random.dirichlet(key, jnp.full((K,), 0.3), (6,)).at[:, K // 2].set(0.0)
-    p_RxK = p_RxK.at[0].set(jnp.zeros(K).at[K - 1].set(1.0))
-    cdf_RxK = sampler._cdf(p_RxK)
-    r = jax.random.randint(jax.random.fold_in(key, 1), (3000,), 0, 6)
-    edge = jnp.concatenate([jnp.zeros(1), cdf_RxK[2], jnp.nextafter(cdf_RxK[2], 0.0)])
-    u = jnp.concatenate([jax.random.uniform(jax.random.fold_in(key, 2), (3000,)), edge])
-    r = jnp.concatenate([r, jnp.full(edge.shape, 2)])
-    got = jax.jit(lambda c, r, u: sampler._draw_row(c, r, u, search))(cdf_RxK, r, u)
-    ref = jax.vmap(searchsorted_draw)(cdf_RxK[r], u)
-    np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
-    assert K == 1 or len(np.unique(np.asarray(got))) > 1
+def test_row_draw_equals_searchsorted_in_the_row(search):
+    """``_draw_row`` (binary search or gathered rows) against numpy's searchsorted on each row,
+    K = 1 to 129: rows with exact zeros (ties in the cdf) and a point mass on the last entry,
+    u at random, at 0, at one row's cdf values and just below them."""
+    rng = np.random.default_rng(0)
+    draw = jax.jit(lambda c, r, u: sampler._draw_row(c, r, u, search))
+    for K in (1, 2, 3, 5, 16, 33, 64, 65, 129):
+        p_RxK = rng.dirichlet(np.full(K, 0.3), size=6).astype(np.float32)
+        p_RxK[:, K // 2] = 0.0
+        p_RxK[0] = np.eye(K, dtype=np.float32)[K - 1]
+        cdf_RxK = np.asarray(sampler._cdf(jnp.asarray(p_RxK)))
+        edge = np.concatenate([[0.0], cdf_RxK[2], np.nextafter(cdf_RxK[2], np.float32(0))])
+        u = np.concatenate([rng.random(2000, dtype=np.float32), edge.astype(np.float32)])
+        r = np.concatenate([rng.integers(0, 6, 2000), np.full(edge.size, 2)]).astype(np.int32)
+        got = np.asarray(draw(cdf_RxK, r, u))
+        ref = np.minimum([np.searchsorted(cdf_RxK[i], x, side="right") for i, x in zip(r, u)],
+                         K - 1)
+        np.testing.assert_array_equal(got, ref, err_msg=f"K = {K}")
+        assert K == 1 or len(np.unique(got)) > 1
 
 
 def old_sample(key, task, B):
