@@ -115,7 +115,8 @@ def linear_loss_and_grad(params: Params, batch: Batch, mask: Array | None = None
         oh_BxTxN = tokens_BxT[:, :, None] == iN[None, None, :]
         h_BxN = jnp.sum(jnp.where(oh_BxTxN, a_BxT[:, :, None], 0.0), axis=1)
     else:  # flat indices: tk into A (entry t, k_b), bx into B x N (entry b, x_bt)
-        tk_BxT = jnp.arange(T, dtype=jnp.int32)[None, :] * N + query_B[:, None]
+        k_B = jnp.clip(query_B, 0, N - 1).astype(jnp.int32)  # as the dense form's take
+        tk_BxT = jnp.arange(T, dtype=jnp.int32)[None, :] * N + k_B[:, None]
         bx_BxT = jnp.arange(B, dtype=jnp.int32)[:, None] * N + tokens_BxT
         h_BxN = gather_add(A.reshape(-1), tk_BxT.reshape(-1), bx_BxT.reshape(-1),
                            B * N).reshape(B, N)

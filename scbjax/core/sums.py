@@ -6,6 +6,9 @@ between a batch of 3 runs and one of 64 (docs/findings.md §5.1). ``total`` adds
 explicit elementwise adds of the two halves (padded with zeros to a power of two): an order
 fixed by the code, not by the compiler. Used where a run's bits would otherwise depend on its
 batch: the task's construction (``scbjax.core.task``).
+
+``gather_add`` is a scatter-add whose updates are added in a fixed order, as one flat 1-D
+gather and scatter under vmap (the closed-form gradient's features: ``scbjax.core.losses``).
 """
 
 from __future__ import annotations
