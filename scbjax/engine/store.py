@@ -4,8 +4,9 @@ A spec's directory holds ``results.npz`` (per-run arrays, leading axis = run, an
 the sidecar's JSON text) and ``run.json`` (name, hash, format, config, labels, timings,
 versions, devices: a readable copy of ``meta``), plus ``checkpoint.npz`` while it runs. The
 results file is the authority: ``load_runs`` checks its ``meta`` (hash, format), the shapes of
-its arrays against that configuration, and that ``run.json`` says the same. ``scbjax train`` writes one such directory; a sweep ``OUT/groups/<name>/``; a study
-``OUT/<study>/<name>/``. Arrays: ``seeds`` [R]; ``steps`` [L]; ``samples`` [R, L];
+its arrays against that configuration, and that ``run.json`` says the same. ``scbjax train``
+writes one such directory; a sweep ``OUT/groups/<name>/``; a study ``OUT/<study>/<name>/``.
+Arrays: ``seeds`` [R]; ``steps`` [L]; ``samples`` [R, L];
 ``metrics/<name>`` [R, L]; ``params/V`` [R, N, N], ``params/A`` [R, T, N]; ``task/P``,
 ``task/mu``, ``task/q`` (those the spec's ``keep`` names, listed in ``meta["keep"]``);
 ``settings/<name>`` [R, phases] (``dataset`` [R]); ``labels/<name>`` [R];

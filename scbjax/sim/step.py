@@ -115,9 +115,9 @@ def intervals(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformationExtraArgs:
-    """The run's optax transformation (``registry.factory(config.optimizer)(config)``), built once; each
-    update injects the step's value of every ``HPARAMS`` field, ``freeze`` (its phase's flag),
-    the task's ``mu`` and the batch's ``token_counts`` as extra arguments."""
+    """The run's optax transformation (``registry.factory(config.optimizer)(config)``), built
+    once; each update injects the step's value of every ``HPARAMS`` field, ``freeze`` (its
+    phase's flag), the task's ``mu`` and the batch's ``token_counts`` as extra arguments."""
     return registry.factory(config.optimizer)(config)
 
 

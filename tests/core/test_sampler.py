@@ -182,8 +182,9 @@ def test_inverse_cdf_uses_one_uniform_per_token(monkeypatch):
 
 
 def test_threefry_split_and_permutation_are_jax_randoms_bit_for_bit():
-    """A run's key streams, ``make_task``'s supports, the dataset order: jax.random's bits (one and two sort rounds),
-    jitted and vmapped as make_task uses them; a typed key falls back to jax.random."""
+    """A run's key streams, ``make_task``'s supports, the dataset order: jax.random's bits (one
+    and two sort rounds), jitted and vmapped as make_task uses them, and eagerly (``blocks``
+    and ``permutation`` are jitted per shape); a typed key falls back to jax.random."""
     from scbjax.core import threefry
     for seed in (0, 7, 2**31 + 5):
         key = jax.random.PRNGKey(seed)
@@ -196,6 +197,9 @@ def test_threefry_split_and_permutation_are_jax_randoms_bit_for_bit():
             np.testing.assert_array_equal(
                 jax.jit(threefry.permutation, static_argnums=1)(key, n),
                 jax.random.permutation(key, n), err_msg=f"seed {seed}, n {n}")
+        np.testing.assert_array_equal(threefry.permutation(key, 33),  # eagerly
+                                      jax.random.permutation(key, 33))
+        np.testing.assert_array_equal(threefry.split(key, 4), jax.random.split(key, 4))
         keys = jax.random.split(key, 5)
         np.testing.assert_array_equal(
             jax.jit(jax.vmap(lambda k: threefry.permutation(k, 33)))(keys),
