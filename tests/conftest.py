@@ -1,4 +1,5 @@
-"""Strict numerics for the whole test session (equinox style), and one compilation cache.
+"""Strict numerics for the whole test session (equinox style), one compilation cache, and
+Python's Ctrl-C handler where the shell that started the suite ignored SIGINT.
 
 Most of the suite's time is XLA compilation of the same few programs (the tiny reproduction,
 then the same studies again in the kill / SIGINT subprocesses, the same small configs across
@@ -26,6 +27,11 @@ _OWN_CACHE: list[str] = []
 
 
 def pytest_configure(config):
+    import signal
+    # a shell that starts the suite in the background (`pytest &`, no job control) ignores
+    # SIGINT in it and its subprocesses; the Ctrl-C tests need Python's default handler
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return  # the user's cache: left alone
     d = tempfile.mkdtemp(prefix="scbjax-test-jit-cache-")

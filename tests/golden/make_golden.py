@@ -5,9 +5,9 @@
 
 Run it on purpose, when a change of the numbers is meant; no test writes the golden file. Per
 array of every results.npz: dtype, shape, sha256 of its bytes and, for numbers, a summary
-(sum, min and max of the finite values, the count of the others, the first 8 values, to 7
-significant digits) for machines whose fingerprint differs; per claim of claims.json: id,
-measured, passed. ``tests/app/test_reproduce.py`` imports ``digest`` and ``fingerprint``."""
+(sum, sum of magnitudes, min and max of the finite values, the count of the others, the first
+8 values, to 7 significant digits) for machines whose fingerprint differs; per claim of
+claims.json: id, measured, passed. ``tests/app/test_reproduce.py`` imports ``digest`` and ``fingerprint``."""
 
 from __future__ import annotations
 
@@ -53,10 +53,12 @@ def _g(x) -> float:
 
 
 def summary(a: np.ndarray) -> dict:
-    """The numbers of an array, coarsely (a NaN or infinity among the first values stays one)."""
+    """The numbers of an array, coarsely (a NaN or infinity among the first values stays one);
+    abs_sum, the sum of the magnitudes, is the scale a sum's rounding is relative to (a sum
+    near zero of values far from it)."""
     x = a.astype(np.float64).ravel()
     fin = x[np.isfinite(x)]
-    return {"sum": _g(fin.sum()), "min": _g(fin.min()) if fin.size else None,
+    return {"sum": _g(fin.sum()), "abs_sum": _g(np.abs(fin).sum()), "min": _g(fin.min()) if fin.size else None,
             "max": _g(fin.max()) if fin.size else None, "nonfinite": int(x.size - fin.size),
             "first": [_g(v) for v in x[:FIRST]]}
 

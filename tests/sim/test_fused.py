@@ -78,8 +78,11 @@ def test_fused_advance_matches_the_xla_step(kw):
     cfg = _cfg(**kw)
     masked = kw.get("prox") != "soft"  # one case unmasked (every run at the padded batch)
     batch = ((4, 3), (2, 2), (3, 1)) if masked else ((4, 4),) * 3
-    off, s_off, m_off = _advance(dataclasses.replace(cfg, fused="off"), masked, batch)
-    on, s_on, m_on = _advance(dataclasses.replace(cfg, fused="on"), masked, batch)
+    # unprojected A, run 1 at lr 0.5 reaches inf in the last step: rounding differences grow
+    # with it, past any float32 tolerance (divergence: the next test)
+    lr = (0.5, 0.5, 0.5) if masked else (0.5, 0.2, 0.5)
+    off, s_off, m_off = _advance(dataclasses.replace(cfg, fused="off"), masked, batch, lr)
+    on, s_on, m_on = _advance(dataclasses.replace(cfg, fused="on"), masked, batch, lr)
     assert on.fused and not off.fused
     _close(s_on.params.V, s_off.params.V)
     _close(s_on.params.A, s_off.params.A)
