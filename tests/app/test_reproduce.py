@@ -81,8 +81,8 @@ def test_tiny_results_equal_the_golden_digest(tiny_run):
     within rtol 1e-4 (atol 1e-6; a sum also within 1e-4 of its values' magnitudes summed, the
     first values within 1e-3 of the array's largest magnitude: values near zero move most,
     1.5e-4 of it seen on a Zen 3 EPYC against the golden Intel's), the claims' ids and
-    verdicts exactly and their numbers within that or one unit of their last printed digit; floating point may differ in the last bits
-    on another CPU or jax. Where the golden file's machine fingerprint (jax, jaxlib and numpy
+    verdicts exactly and their numbers within that or one unit of their last printed digit;
+    floating point may differ in the last bits on another CPU or jax. Where the golden file's machine fingerprint (jax, jaxlib and numpy
     versions, CPU architecture, the CPU's model and feature flags) is this machine's, also bit
     for bit: every array's sha256 and the claims' text."""
     _, results, _ = tiny_run

@@ -7,7 +7,8 @@ Run it on purpose, when a change of the numbers is meant; no test writes the gol
 array of every results.npz: dtype, shape, sha256 of its bytes and, for numbers, a summary
 (sum, sum of magnitudes, min and max of the finite values, the count of the others, the first
 8 values, to 7 significant digits) for machines whose fingerprint differs; per claim of
-claims.json: id, measured, passed. ``tests/app/test_reproduce.py`` imports ``digest`` and ``fingerprint``."""
+claims.json: id, measured, passed. ``tests/app/test_reproduce.py`` imports ``digest`` and
+``fingerprint``."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def summary(a: np.ndarray) -> dict:
     near zero of values far from it)."""
     x = a.astype(np.float64).ravel()
     fin = x[np.isfinite(x)]
-    return {"sum": _g(fin.sum()), "abs_sum": _g(np.abs(fin).sum()), "min": _g(fin.min()) if fin.size else None,
+    return {"sum": _g(fin.sum()), "abs_sum": _g(np.abs(fin).sum()),
+            "min": _g(fin.min()) if fin.size else None,
             "max": _g(fin.max()) if fin.size else None, "nonfinite": int(x.size - fin.size),
             "first": [_g(v) for v in x[:FIRST]]}
 
