@@ -82,9 +82,10 @@ def test_tiny_results_equal_the_golden_digest(tiny_run):
     first values within 1e-3 of the array's largest magnitude: values near zero move most,
     1.5e-4 of it seen on a Zen 3 EPYC against the golden Intel's), the claims' ids and
     verdicts exactly and their numbers within that or one unit of their last printed digit;
-    floating point may differ in the last bits on another CPU or jax. Where the golden file's machine fingerprint (jax, jaxlib and numpy
-    versions, CPU architecture, the CPU's model and feature flags) is this machine's, also bit
-    for bit: every array's sha256 and the claims' text."""
+    floating point may differ in the last bits on another CPU or jax. Where the golden file's
+    machine fingerprint (jax, jaxlib and numpy versions, CPU architecture, the CPU's model and
+    feature flags) is this machine's, also bit for bit: every array's sha256 and the claims'
+    text."""
     _, results, _ = tiny_run
     want = json.loads((GOLDEN / "tiny.json").read_text())
     got = make_golden.digest(results)
