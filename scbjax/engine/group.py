@@ -79,14 +79,27 @@ def _settings(spec: RunSpec, R_pad: int, shard) -> tuple[dict, RunSettings]:
     return sa, RunSettings.of({k: to_global(v, shard) for k, v in sa.items()})
 
 
+TASK_CHUNK = 16  # runs per call of the task sampler (its one compiled batch size)
+
+
 @functools.lru_cache(maxsize=32)
-def _task_sampler(cfg: TaskConfig, shard) -> Callable:
-    """Each run's random task (``make_task`` of its task stream, as ``Stepper.init`` draws it)
-    as a program of its own, one per task configuration: it is most of the cost of compiling
-    a group's init (the Dirichlet's rejection sampler, the permutations), and groups that share
-    a task configuration and run count share it (here, and through a compilation cache)."""
-    return jax.jit(jax.vmap(lambda key: make_task(keys.streams(key)[0], cfg)),
-                   out_shardings=shard)
+def _task_sampler(cfg: TaskConfig) -> Callable:
+    """Random tasks of ``TASK_CHUNK`` runs (``make_task`` of each key's task stream, as
+    ``Stepper.init`` draws it) as a program of its own, one per task configuration: it is
+    most of the cost of compiling a group's init (the Dirichlet's rejection sampler, the
+    permutations), and every group of that task configuration shares it, whatever its run
+    count (here, and through a compilation cache)."""
+    return jax.jit(jax.vmap(lambda key: make_task(keys.streams(key)[0], cfg)))
+
+
+def sample_tasks(cfg: TaskConfig, keys_R: np.ndarray, shard) -> Task:
+    """Each run's task, ``TASK_CHUNK`` runs per call (a task is the same bits in any batch:
+    tests/engine/test_merge_bits.py), sharded as ``shard``."""
+    R = keys_R.shape[0]
+    k = pad(keys_R, -(-R // TASK_CHUNK) * TASK_CHUNK)
+    f = _task_sampler(cfg)
+    parts = [jax.device_get(f(k[i:i + TASK_CHUNK])) for i in range(0, len(k), TASK_CHUNK)]
+    return jax.tree.map(lambda *a: to_global(np.concatenate(a)[:R], shard), *parts)
 
 
 def init(name: str, spec: RunSpec, tasks, params0) -> Group:
@@ -97,12 +110,13 @@ def init(name: str, spec: RunSpec, tasks, params0) -> Group:
     shard = jax.sharding.NamedSharding(run_mesh(), jax.sharding.PartitionSpec("runs"))
     stepper = make_stepper(spec.config, spec.max_dataset)
     sa, settings = _settings(spec, R_pad, shard)
-    keys_R = to_global(pad(run_keys(spec), R_pad), shard)
+    keys_host = pad(run_keys(spec), R_pad)
+    keys_R = to_global(keys_host, shard)
 
     def padded(x):
         return None if x is None else jax.tree.map(lambda a: to_global(pad(a, R_pad), shard), x)
 
-    tasks = _task_sampler(spec.config.task, shard)(keys_R) if tasks is None else padded(tasks)
+    tasks = sample_tasks(spec.config.task, keys_host, shard) if tasks is None else padded(tasks)
     args = [keys_R, settings, tasks, padded(params0)]
     in_axes = [0, 0, 0, None if params0 is None else 0]
 

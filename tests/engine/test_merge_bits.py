@@ -5,10 +5,14 @@ task's construction sums in a fixed order, metrics are measured one run at a tim
 and a group has 2 runs at least; docs/findings.md §5.1.)"""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from scbjax.core import keys as keys_mod
 from scbjax.core.sums import total
 from scbjax.core.task import TaskConfig, make_task, solve
+from scbjax.engine import group
+from scbjax.engine.checkpoint import run_mesh
 from scbjax.engine.executor import Log, execute
 from scbjax.engine.spec import RunSpec, run
 from scbjax.sim.config import Phase, TrainConfig
@@ -41,13 +45,22 @@ def test_merged_groups_are_the_bits_of_separate_groups(tmp_path):
 
 
 def test_a_task_is_the_same_bits_in_any_batch():
-    keys = jax.random.split(jax.random.PRNGKey(0), 9)
-    make = jax.jit(jax.vmap(lambda k: make_task(k, TaskConfig(N=8, T=16, Q=2,
-                                                              q_weights="dirichlet"))))
+    """One vmapped batch of 40, batches of 1 and 3, and the group's sampler (batches of
+    TASK_CHUNK runs, the last padded: group.sample_tasks)."""
+    cfg = TaskConfig(N=8, T=16, Q=2, q_weights="dirichlet")
+    keys = jax.random.split(jax.random.PRNGKey(0), 40)
+    make = jax.jit(jax.vmap(lambda k: make_task(k, cfg)))
     ref = make(keys)
-    for R in (1,):
+    for R in (1, 3):
         for a, b in zip(jax.tree.leaves(make(keys[:R])), jax.tree.leaves(ref)):
             np.testing.assert_array_equal(a, np.asarray(b)[:R])
+    run_keys = np.asarray(group.run_keys(RunSpec(CFG, tuple(run(i, {}) for i in range(21)))))
+    shard = jax.sharding.NamedSharding(run_mesh(), jax.sharding.PartitionSpec("runs"))
+    got = group.sample_tasks(cfg, run_keys, shard)
+    want = make(jnp.asarray(np.stack([keys_mod.streams(k)[0] for k in run_keys])))
+    assert 21 > group.TASK_CHUNK and got.P.shape[0] == 21
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_fixed_order_sum_and_solve_are_the_usual_ones_to_rounding():
