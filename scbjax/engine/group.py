@@ -79,12 +79,20 @@ def _settings(spec: RunSpec, R_pad: int, shard) -> tuple[dict, RunSettings]:
     return sa, RunSettings.of({k: to_global(v, shard) for k, v in sa.items()})
 
 
-TASK_CHUNK = 16  # runs per call of the task sampler (its one compiled batch size)
+TASK_CHUNK = 16  # runs per call of the task sampler, up to 64 calls (then powers of 2)
+TASK_CALLS = 64
+
+
+def task_chunk(R: int) -> int:
+    """Runs per call of the task sampler for ``R`` runs: ``TASK_CHUNK``, or the power of 2
+    that keeps the calls within ``TASK_CALLS`` (one compiled batch size for groups of up to
+    1,024 runs; an accelerator is not left with thousands of small calls)."""
+    return max(TASK_CHUNK, 1 << (-(-R // TASK_CALLS) - 1).bit_length())
 
 
 @functools.lru_cache(maxsize=32)
 def _task_sampler(cfg: TaskConfig) -> Callable:
-    """Random tasks of ``TASK_CHUNK`` runs (``make_task`` of each key's task stream, as
+    """Random tasks of a batch of runs (``make_task`` of each key's task stream, as
     ``Stepper.init`` draws it) as a program of its own, one per task configuration: it is
     most of the cost of compiling a group's init (the Dirichlet's rejection sampler, the
     permutations), and every group of that task configuration shares it, whatever its run
@@ -93,12 +101,13 @@ def _task_sampler(cfg: TaskConfig) -> Callable:
 
 
 def sample_tasks(cfg: TaskConfig, keys_R: np.ndarray, shard) -> Task:
-    """Each run's task, ``TASK_CHUNK`` runs per call (a task is the same bits in any batch:
-    tests/engine/test_merge_bits.py), sharded as ``shard``."""
+    """Each run's task, ``task_chunk(R)`` runs per call, the last call padded (a task is the
+    same bits in any batch: tests/engine/test_merge_bits.py), sharded as ``shard``."""
     R = keys_R.shape[0]
-    k = pad(keys_R, -(-R // TASK_CHUNK) * TASK_CHUNK)
+    C = task_chunk(R)
+    k = pad(keys_R, -(-R // C) * C)
     f = _task_sampler(cfg)
-    parts = [jax.device_get(f(k[i:i + TASK_CHUNK])) for i in range(0, len(k), TASK_CHUNK)]
+    parts = [jax.device_get(f(k[i:i + C])) for i in range(0, len(k), C)]
     return jax.tree.map(lambda *a: to_global(np.concatenate(a)[:R], shard), *parts)
 
 

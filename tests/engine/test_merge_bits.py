@@ -46,14 +46,15 @@ def test_merged_groups_are_the_bits_of_separate_groups(tmp_path):
 
 def test_a_task_is_the_same_bits_in_any_batch():
     """One vmapped batch of 21 runs, a batch of 1, and the group's sampler (batches of
-    TASK_CHUNK runs, the last padded: group.sample_tasks)."""
+    task_chunk(R) runs, the last padded: group.sample_tasks)."""
     cfg = TaskConfig(N=8, T=16, Q=2, q_weights="dirichlet")
     run_keys = np.asarray(group.run_keys(RunSpec(CFG, tuple(run(i, {}) for i in range(21)))))
     make = jax.jit(jax.vmap(lambda k: make_task(k, cfg)))
     ref = make(jnp.asarray(np.stack([keys_mod.streams(k)[0] for k in run_keys])))
     shard = jax.sharding.NamedSharding(run_mesh(), jax.sharding.PartitionSpec("runs"))
     got = group.sample_tasks(cfg, run_keys, shard)
-    assert 21 > group.TASK_CHUNK and got.P.shape[0] == 21
+    assert group.task_chunk(21) == 16 and got.P.shape[0] == 21  # two calls, the last padded
+    assert [group.task_chunk(R) for R in (1, 1024, 1025, 16384)] == [16, 16, 32, 256]
     one = make(jnp.asarray(keys_mod.streams(run_keys[0])[0])[None])
     for a, b, c in zip(jax.tree.leaves(got), jax.tree.leaves(ref), jax.tree.leaves(one)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
