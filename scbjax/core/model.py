@@ -15,7 +15,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from scbjax.core import threefry
+from scbjax.core import gamma, threefry
 from scbjax.util.errors import ConfigError
 
 Array = jax.Array
@@ -66,7 +66,7 @@ class LinearAttention(Attention):
 
     def random(self, key: Array, N: int, T: int, scale: float) -> Array:
         """Columns from Dirichlet(1), mixed with uniform by (1 - scale). [recon]"""
-        A = jax.random.dirichlet(key, jnp.ones(T), shape=(N,)).T
+        A = gamma.dirichlet(key, jnp.ones(T), shape=(N,)).T
         return scale * A + (1.0 - scale) / T
 
 
@@ -132,7 +132,7 @@ def random_params(key: Array, N: int, T: int, scale: float = 1.0,
     """Random start: columns of V from Dirichlet(1), mixed with uniform by (1 - scale); A from
     ``model.random``. [recon] ``model``: an ``Attention`` or its name."""
     kV, kA = threefry.split(key)  # jax.random.split's bits
-    V = jax.random.dirichlet(kV, jnp.ones(N), shape=(N,)).T
+    V = gamma.dirichlet(kV, jnp.ones(N), shape=(N,)).T
     A = resolve(model).random(kA, N, T, scale)
     return Params(V=scale * V + (1.0 - scale) / N, A=A)
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scbjax.core import threefry
+from scbjax.core import gamma, threefry
 from scbjax.core.sums import total
 from scbjax.util import fields
 from scbjax.util.errors import ConfigError, is_int, require
@@ -108,8 +108,9 @@ def stationary(P_NxN: Array) -> Array:
 
 
 def dirichlet(key: Array, alpha_K: Array, shape: tuple) -> Array:
-    """``jax.random.dirichlet`` (the same log-gamma draws), normalised in a fixed order."""
-    lg = jax.random.loggamma(key, alpha_K, tuple(shape) + alpha_K.shape[-1:])
+    """``jax.random.dirichlet`` (the same log-gamma draws: ``gamma.loggamma``), normalised in a
+    fixed order."""
+    lg = gamma.loggamma(key, alpha_K, tuple(shape) + alpha_K.shape[-1:])
     e = jnp.exp(lg - jnp.max(lg, axis=-1, keepdims=True))
     return e / total(e, axis=e.ndim - 1)[..., None]
 
